@@ -1,0 +1,56 @@
+from dataclasses import dataclass
+
+import torch
+
+GiB = 1 << 30
+
+
+@dataclass(slots=True)
+class EngineConfig:
+    """Everything the engine needs to start. Memory is a budget: weights + KV cache + workspace must fit.
+
+    ``memory_budget_bytes`` is the device-memory budget (on CPU a configured byte budget; on CUDA, the
+    default is ``gpu_memory_fraction`` of the card). ``num_kv_blocks`` overrides the derived KV size.
+    """
+    model: str = "embedded"
+    device: str = "cpu"
+    dtype: str = "auto"                    # auto: float32 on CPU, float16 on CUDA
+    block_size: int = 16
+    memory_budget_bytes: int | None = None
+    gpu_memory_fraction: float = 0.9
+    num_kv_blocks: int | None = None
+    max_num_seqs: int = 64
+    max_num_batched_tokens: int = 2048
+    max_model_len: int | None = None       # default: the model's context, capped at 4096
+    watermark: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.block_size < 1 or self.block_size & (self.block_size - 1):
+            raise ValueError(f"block_size must be a power of two, got {self.block_size}")
+        if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:
+            raise ValueError(f"memory_budget_bytes must be positive, got {self.memory_budget_bytes}")
+        if not 0.0 < self.gpu_memory_fraction <= 1.0:
+            raise ValueError(f"gpu_memory_fraction must be in (0, 1], got {self.gpu_memory_fraction}")
+        if self.num_kv_blocks is not None and self.num_kv_blocks < 1:
+            raise ValueError(f"num_kv_blocks must be >= 1, got {self.num_kv_blocks}")
+        if not 0.0 <= self.watermark < 1.0:
+            raise ValueError(f"watermark must be in [0, 1), got {self.watermark}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+        self.torch_dtype()
+
+    def torch_dtype(self) -> torch.dtype:
+        if self.dtype == "auto":
+            return torch.float32 if self.device == "cpu" else torch.float16
+        dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+        if self.dtype not in dtypes:
+            raise ValueError(f"dtype must be one of auto, {', '.join(dtypes)}; got {self.dtype!r}")
+        return dtypes[self.dtype]
+
+    def device_budget_bytes(self) -> int:
+        if self.memory_budget_bytes is not None:
+            return self.memory_budget_bytes
+        if self.device == "cpu":
+            return 2 * GiB
+        return int(torch.cuda.get_device_properties(torch.device(self.device)).total_memory * self.gpu_memory_fraction)

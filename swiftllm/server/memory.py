@@ -1,0 +1,61 @@
+"""Device-memory budget: how many KV blocks fit next to the weights and the activation workspace."""
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from swiftllm.engine_config import EngineConfig
+from swiftllm.model_config import LlamaModelConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class MemoryPlan:
+    budget_bytes: int
+    weight_bytes: int
+    workspace_bytes: int
+    block_bytes: int
+    num_kv_blocks: int
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.num_kv_blocks * self.block_bytes
+
+    def log(self) -> None:
+        mb = 1e6
+        logger.info("memory budget %.1f MB = weights %.1f MB + workspace %.1f MB + KV %.1f MB (%d blocks of %.1f KB) + free %.1f MB",
+                    self.budget_bytes / mb, self.weight_bytes / mb, self.workspace_bytes / mb, self.kv_bytes / mb,
+                    self.num_kv_blocks, self.block_bytes / 1e3,
+                    (self.budget_bytes - self.weight_bytes - self.workspace_bytes - self.kv_bytes) / mb)
+
+
+def activation_workspace_bytes(cfg: LlamaModelConfig, config: EngineConfig, max_model_len: int) -> int:
+    """Peak bytes of live activations in one forward pass at the scheduler's limits.
+
+    Counted from the model's tensor shapes (on CPU no allocator statistics exist to measure a profile run):
+    the per-row activations of one layer at ``max_num_batched_tokens`` rows, the decode-attention K/V gather
+    and scores at ``max_num_seqs`` sequences of ``max_model_len`` tokens, and the logits.
+    """
+    elem = torch.tensor([], dtype=config.torch_dtype()).element_size()
+    rows = config.max_num_batched_tokens
+    per_row = 4 * cfg.hidden_size + (cfg.q_size + 2 * cfg.kv_size) + 2 * cfg.q_size + 3 * cfg.intermediate_size
+    seqs = min(config.max_num_seqs, rows)
+    gather = seqs * max_model_len * (2 * cfg.kv_size + 2 * cfg.num_q_heads)
+    logits = 2 * seqs * cfg.vocab_size * 4
+    return (rows * per_row + gather) * elem + logits
+
+
+def plan_memory(cfg: LlamaModelConfig, config: EngineConfig, weight_bytes: int, block_bytes: int, max_model_len: int) -> MemoryPlan:
+    budget = config.device_budget_bytes()
+    workspace = activation_workspace_bytes(cfg, config, max_model_len)
+    if config.num_kv_blocks is not None:
+        num_blocks = config.num_kv_blocks
+    else:
+        num_blocks = (budget - weight_bytes - workspace) // block_bytes
+    plan = MemoryPlan(budget, weight_bytes, workspace, block_bytes, num_blocks)
+    if num_blocks < 1 or plan.weight_bytes + plan.workspace_bytes + plan.kv_bytes > budget:
+        raise ValueError(
+            f"memory budget {budget / 1e6:.1f} MB is too small: weights {weight_bytes / 1e6:.1f} MB + workspace "
+            f"{workspace / 1e6:.1f} MB + {max(num_blocks, 1)} KV blocks of {block_bytes / 1e3:.1f} KB do not fit")
+    return plan

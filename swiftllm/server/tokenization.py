@@ -1,0 +1,81 @@
+"""Tokenizer (HF ``tokenizers`` runtime) built from GGUF metadata or an HF folder, plus the chat template."""
+import json
+import os
+
+import jinja2
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+from swiftllm.worker.weight_loader import gguf_fields, is_gguf, resolve_model_path
+
+
+class LlamaTokenizer:
+    def __init__(self, tokenizer: Tokenizer, chat_template: str | None, bos_token_id: int | None,
+                 eos_token_id: int | None, add_bos: bool):
+        self.tokenizer = tokenizer
+        self.chat_template = chat_template
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self.add_bos = add_bos
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        return [self.bos_token_id] + ids if self.add_bos and self.bos_token_id is not None else ids
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        if self.chat_template is None:
+            raise ValueError("this model has no chat template")
+        template = jinja2.Environment(loader=jinja2.BaseLoader()).from_string(self.chat_template)
+        return template.render(messages=messages, add_generation_prompt=add_generation_prompt)
+
+    @staticmethod
+    def load(model_path: str) -> "LlamaTokenizer":
+        path = resolve_model_path(model_path)
+        return _from_gguf(path) if is_gguf(path) else _from_hf_folder(path)
+
+
+def _from_gguf(path: str) -> LlamaTokenizer:
+    import gguf
+    fields = gguf_fields(gguf.GGUFReader(path))
+    kind = fields.get("tokenizer.ggml.model")
+    if kind != "gpt2":
+        raise ValueError(f"{path}: tokenizer model {kind!r} is not supported from GGUF (only byte-level BPE 'gpt2')")
+    tokens = fields["tokenizer.ggml.tokens"]
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    merges = [tuple(m.split(" ", 1)) for m in fields["tokenizer.ggml.merges"]]
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tokenizer.decoder = decoders.ByteLevel()
+    control = 3  # GGUF token_type CONTROL
+    tokenizer.add_special_tokens([tok for tok, kind in zip(tokens, fields["tokenizer.ggml.token_type"]) if kind == control])
+    return LlamaTokenizer(tokenizer, fields.get("tokenizer.chat_template"), fields.get("tokenizer.ggml.bos_token_id"),
+                          fields.get("tokenizer.ggml.eos_token_id"), bool(fields.get("tokenizer.ggml.add_bos_token", False)))
+
+
+def _from_hf_folder(path: str) -> LlamaTokenizer:
+    file = os.path.join(path, "tokenizer.json")
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"{path!r} has no tokenizer.json")
+    tokenizer = Tokenizer.from_file(file)
+    config = {}
+    config_file = os.path.join(path, "tokenizer_config.json")
+    if os.path.isfile(config_file):
+        with open(config_file) as f:
+            config = json.load(f)
+    bos, eos = (_special_id(tokenizer, config.get(k)) for k in ("bos_token", "eos_token"))
+    return LlamaTokenizer(tokenizer, config.get("chat_template"), bos, eos, bool(config.get("add_bos_token", bos is not None)))
+
+
+def _special_id(tokenizer: Tokenizer, token) -> int | None:
+    if isinstance(token, dict):
+        token = token.get("content")
+    return None if token is None else tokenizer.token_to_id(token)

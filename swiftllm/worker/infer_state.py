@@ -1,0 +1,24 @@
+"""Per-step metadata of one forward pass, built once by the runner and passed down explicitly."""
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(slots=True)
+class PrefillSeq:
+    """A prompt chunk of one sequence: batch rows [start, end) are context positions [context_len - (end - start), context_len)."""
+    start: int
+    end: int
+    context_slots: torch.Tensor | None  # [context_len] cache slots when a cached prefix exists, else None
+
+
+@dataclass(slots=True)
+class InferState:
+    """Batch rows are ordered: all prefill chunks first, then one row per decoding sequence."""
+    positions: torch.Tensor            # [T] int64, position of each row in its sequence
+    slot_mapping: torch.Tensor         # [T] int64, cache slot each row's K/V is written to
+    prefills: list[PrefillSeq]
+    num_prefill_rows: int
+    decode_slots: torch.Tensor | None  # [D, L] cache slots of each decoding sequence's context (padded)
+    decode_valid: torch.Tensor | None  # [D, L] bool
+    logit_rows: torch.Tensor           # [S] rows whose next-token logits are needed

@@ -1,0 +1,108 @@
+"""The Llama forward pass: pre-layer (embedding), decoder layers, post-layer (norm + LM head).
+
+It knows nothing about quantization or memory management: every linear op is a ``Linear`` and the KV
+cache is reached through the ``attend`` callable given to each layer.
+"""
+from typing import Callable
+
+import torch
+
+from swiftllm.model_config import LlamaModelConfig
+from swiftllm.worker.infer_state import InferState
+from swiftllm.worker.kernels.kv_store import store_kv
+from swiftllm.worker.kernels.paged_attention import paged_decode_attention, prefill_attention
+from swiftllm.worker.kernels.rmsnorm import rmsnorm
+from swiftllm.worker.kernels.rotary import apply_rotary, rotary_cos_sin
+from swiftllm.worker.kernels.silu_and_mul import silu_and_mul
+from swiftllm.worker.weight import LayerWeights, ModelWeights
+
+# attend(q [T, hq, d], k [T, hkv, d], v [T, hkv, d]) -> [T, hq, d]
+Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def decoder_layer(x: torch.Tensor, w: LayerWeights, cfg: LlamaModelConfig,
+                  cos: torch.Tensor, sin: torch.Tensor, attend: Attend) -> torch.Tensor:
+    """x: [T, hidden] -> [T, hidden]; cos, sin: [T, head_dim / 2] at the rows' positions."""
+    num_rows = x.shape[0]
+    qkv = w.qkv_proj(rmsnorm(x, w.attn_norm, cfg.rms_norm_eps))             # [T, (hq + 2 hkv) d]
+    q, k, v = qkv.split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
+    q = apply_rotary(q.view(num_rows, cfg.num_q_heads, cfg.head_dim), cos, sin)
+    k = apply_rotary(k.view(num_rows, cfg.num_kv_heads, cfg.head_dim), cos, sin)
+    v = v.reshape(num_rows, cfg.num_kv_heads, cfg.head_dim)
+    attn = attend(q, k, v).reshape(num_rows, cfg.q_size)                   # [T, hq d]
+    h = x + w.o_proj(attn)
+    mlp = w.down_proj(silu_and_mul(w.gate_up_proj(rmsnorm(h, w.ffn_norm, cfg.rms_norm_eps))))
+    return h + mlp
+
+
+def causal_attend(cfg: LlamaModelConfig) -> Attend:
+    """Attention of one whole sequence over itself, no cache (calibration, profiling, perplexity)."""
+    scale = cfg.head_dim ** -0.5
+    return lambda q, k, v: prefill_attention(q, k, v, scale)
+
+
+def dense_hidden_states(weights: ModelWeights, cfg: LlamaModelConfig, token_ids: torch.Tensor,
+                        layers: list[LayerWeights] | None = None) -> torch.Tensor:
+    """Final-normed hidden states of one sequence, no KV cache: token_ids [T] -> [T, hidden].
+
+    ``layers`` overrides ``weights.layers`` (e.g. some layers replaced by quantized variants).
+    """
+    cos, sin = rotary_cos_sin(cfg, token_ids.shape[0], weights.embed_tokens.dtype, token_ids.device)
+    x = weights.embed_tokens[token_ids]
+    attend = causal_attend(cfg)
+    for layer in weights.layers if layers is None else layers:
+        x = decoder_layer(x, layer, cfg, cos, sin, attend)
+    return rmsnorm(x, weights.final_norm, cfg.rms_norm_eps)
+
+
+def dense_logits(weights: ModelWeights, cfg: LlamaModelConfig, token_ids: torch.Tensor,
+                 layers: list[LayerWeights] | None = None) -> torch.Tensor:
+    """token_ids [T] -> logits [T, vocab] (float32)."""
+    return (dense_hidden_states(weights, cfg, token_ids, layers) @ weights.lm_head.T).float()
+
+
+class LlamaModel:
+    """Serving forward pass over the paged KV cache."""
+
+    def __init__(self, cfg: LlamaModelConfig, weights: ModelWeights, max_positions: int):
+        self.cfg = cfg
+        self.weights = weights
+        self.scale = cfg.head_dim ** -0.5
+        dtype, device = weights.embed_tokens.dtype, weights.embed_tokens.device
+        self.cos, self.sin = rotary_cos_sin(cfg, max_positions, dtype, device)  # [max_positions, d / 2]
+
+    @torch.inference_mode()
+    def forward(self, input_ids: torch.Tensor, state: InferState,
+                k_caches: list[torch.Tensor], v_caches: list[torch.Tensor]) -> torch.Tensor:
+        """input_ids [T] -> logits [S, vocab] for ``state.logit_rows`` (float32).
+
+        k_caches[i], v_caches[i]: layer i's cache, [num_blocks, block_size, num_kv_heads, head_dim].
+        """
+        cos, sin = self.cos[state.positions], self.sin[state.positions]
+        x = self.weights.embed_tokens[input_ids]                                # [T, hidden]
+        for i, layer in enumerate(self.weights.layers):
+            attend = self._paged_attend(state, k_caches[i], v_caches[i])
+            x = decoder_layer(x, layer, self.cfg, cos, sin, attend)
+        x = rmsnorm(x[state.logit_rows], self.weights.final_norm, self.cfg.rms_norm_eps)
+        return (x @ self.weights.lm_head.T).float()
+
+    def _paged_attend(self, state: InferState, k_cache: torch.Tensor, v_cache: torch.Tensor) -> Attend:
+        def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            store_kv(k_cache, v_cache, k, v, state.slot_mapping)
+            out = torch.empty_like(q)
+            for seq in state.prefills:
+                out[seq.start:seq.end] = self._prefill_seq(seq, q, k, v, k_cache, v_cache)
+            if state.decode_slots is not None:
+                rows = slice(state.num_prefill_rows, q.shape[0])
+                out[rows] = paged_decode_attention(q[rows], k_cache, v_cache, state.decode_slots, state.decode_valid, self.scale)
+            return out
+        return attend
+
+    def _prefill_seq(self, seq, q, k, v, k_cache, v_cache) -> torch.Tensor:
+        rows = slice(seq.start, seq.end)
+        if seq.context_slots is None:
+            return prefill_attention(q[rows], k[rows], v[rows], self.scale)
+        num_kv_heads, head_dim = k_cache.shape[-2:]
+        keys = k_cache.view(-1, num_kv_heads, head_dim)[seq.context_slots]       # [context_len, hkv, d]
+        values = v_cache.view(-1, num_kv_heads, head_dim)[seq.context_slots]
+        return prefill_attention(q[rows], keys, values, self.scale)

