@@ -1,0 +1,29 @@
+"""Figure 7: empirical CDF of per-request TPOT, one curve per policy."""
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from experiments.plots.figure_files import FigureFiles, new_figure, policy_color, require_data, save_figure
+
+
+def empirical_cdf(values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted values ``[n]`` and the share of values at or below each ``[n]`` ((i + 1) / n)."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    return x, np.arange(1, x.size + 1) / x.size
+
+
+def plot_tpot_cdf(tpots_ms: dict[str, Sequence[float]], out_dir: str | Path, title: str = "",
+                  stem: str = "fig7_tpot_cdf") -> FigureFiles:
+    """``tpots_ms`` maps policy -> per-request TPOT in ms (``RequestRecord.tpot_s * 1000``)."""
+    require_data(tpots_ms, "tpots_ms")
+    figure, (axes,) = new_figure()
+    rows = []
+    for policy, values in tpots_ms.items():
+        require_data(values, f"the TPOTs of {policy!r}")
+        x, cdf = empirical_cdf(values)
+        axes.step(x, cdf, where="post", color=policy_color(policy), label=policy)
+        rows += [{"policy": policy, "tpot_ms": float(t), "cdf": float(c)} for t, c in zip(x, cdf)]
+    axes.set(xlabel="TPOT (ms)", ylabel="CDF", ylim=(0, 1.02), title=title)
+    axes.legend(fontsize="small")
+    return save_figure(figure, rows, out_dir, stem)
