@@ -14,7 +14,7 @@ PERCENTILES = (95, 99)
 STATISTICS = ("mean", "median", *(f"p{p}" for p in PERCENTILES))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SLO:
     """Service-level objectives in ms; ``None`` leaves that latency unconstrained."""
     ttft_ms: float | None = None
@@ -41,7 +41,7 @@ class SLO:
 
 
 def latency_metrics(records: list[RequestRecord], duration_s: float | None = None,
-                    slo: SLO = SLO()) -> dict[str, float]:
+                    slo: SLO | None = None) -> dict[str, float]:
     """All latency/throughput metrics of one run as a flat, ordered dict.
 
     ``duration_s`` defaults to last finish - first arrival. ``ttft_slo_violation_rate`` counts requests
@@ -49,6 +49,7 @@ def latency_metrics(records: list[RequestRecord], duration_s: float | None = Non
     """
     if not records:
         raise ValueError("latency_metrics needs at least one request record")
+    slo = slo or SLO()
     completed = [r for r in records if r.completed]
     duration_s = _benchmark_duration(records) if duration_s is None else duration_s
     if not duration_s > 0:

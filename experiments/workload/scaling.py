@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from experiments.workload.traces import TraceRequest
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TraceShaping:
     """How to turn a raw trace into the workload of one experiment.
 
@@ -102,6 +102,14 @@ def clip_lengths(requests: list[TraceRequest], max_model_len: int, min_prompt_le
 def limit_requests(requests: list[TraceRequest], max_requests: int | None) -> list[TraceRequest]:
     """Keep the first ``max_requests`` arrivals (all when None)."""
     return list(requests if max_requests is None else requests[:max_requests])
+
+
+def mean_request_rate(requests: list[TraceRequest], duration_s: float | None = None) -> float:
+    """Requests per second over ``duration_s`` (default: first to last arrival)."""
+    if duration_s is None:
+        duration_s = requests[-1].arrival_s - requests[0].arrival_s if requests else 0.0
+    _check(duration_s > 0, f"the mean rate needs a positive duration, got {duration_s}: pass duration_s")
+    return len(requests) / duration_s
 
 
 def _clipped(request: TraceRequest, max_model_len: int, min_prompt_len: int, min_output_len: int) -> TraceRequest:

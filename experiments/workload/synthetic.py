@@ -7,7 +7,7 @@ import numpy as np
 from experiments.workload.traces import TraceRequest
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LengthRange:
     """Token lengths drawn uniformly from ``[low, high]`` (both inclusive); ``low == high`` is a fixed length."""
     low: int
@@ -25,12 +25,12 @@ class LengthRange:
         return rng.integers(self.low, self.high, size=count, endpoint=True)   # [count]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SyntheticTraceConfig:
     """``request_rate`` in requests/s (``inf``: all at t=0). ``burstiness`` is the gamma shape:
     1 gives a Poisson process, < 1 burstier, > 1 more regular; the mean rate stays ``request_rate``."""
-    num_requests: int
-    request_rate: float
+    num_requests: int = 32
+    request_rate: float = 1.0
     burstiness: float = 1.0
     prompt_len: LengthRange = field(default_factory=lambda: LengthRange.fixed(512))
     output_len: LengthRange = field(default_factory=lambda: LengthRange.fixed(128))
