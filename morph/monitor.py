@@ -1,0 +1,276 @@
+"""Serving Monitor: short-window metrics of the engine, fed with one ``StepStats`` per step boundary.
+
+Windows run on the engine clock: a window of length L at time ``now`` holds the steps that ended in
+``(now - L, now]``. Gauges (KV usage, queue length, queueing delay) get one sample per step; events
+(TTFT, TPOT) one sample per request that produced them in the step. Rates (arrivals, completions,
+tokens) are window totals divided by the time the window covers (less than L right after start).
+
+``StepStats`` has no arrival count, so arrivals are derived from request conservation:
+``arrivals = (waiting + running)_now - (waiting + running)_before + finished``, where ``finished =
+len(stats.tpots)`` (the engine reports one TPOT per finished request) and the engine starts empty.
+"""
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from swiftllm.server.structs import StepStats
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    """Window lengths in seconds of engine time.
+
+    ``long_window_s`` is also how long load must stay low before the controller restores precision;
+    ``trend_bin_s`` is the bin width of the arrival-rate trend fit over the long window.
+    """
+    short_window_s: float = 1.0
+    long_window_s: float = 5.0
+    ewma_time_constant_s: float = 1.0
+    trend_bin_s: float = 0.5
+
+    def __post_init__(self):
+        for name in ("short_window_s", "long_window_s", "ewma_time_constant_s", "trend_bin_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.short_window_s > self.long_window_s:
+            raise ValueError(
+                f"short_window_s ({self.short_window_s}) must not exceed long_window_s ({self.long_window_s})")
+        if 2 * self.trend_bin_s > self.long_window_s:
+            raise ValueError(
+                f"trend_bin_s ({self.trend_bin_s}) must fit at least twice in long_window_s ({self.long_window_s})")
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """One metric over one window; ``mean`` and ``max`` are NaN when the window holds no sample."""
+    mean: float
+    max: float
+    total: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSummary:
+    """Latest sample, EWMA, and short/long window statistics of one metric (NaN until a sample exists)."""
+    last: float
+    ewma: float
+    short: WindowStats
+    long: WindowStats
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRates:
+    """A per-second rate over the short and the long window."""
+    short: float
+    long: float
+
+
+@dataclass(frozen=True, slots=True)
+class RateTrend:
+    """Least-squares line through the binned arrival rate: ``level`` (req/s) at the snapshot time, ``slope`` (req/s²)."""
+    level: float
+    slope: float
+
+    def rate_at(self, seconds_ahead: float) -> float:
+        return self.level + self.slope * seconds_ahead
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSnapshot:
+    """Everything the controller may look at, as of the last observed step. Times in seconds."""
+    time: float
+    kv_usage: MetricSummary            # kv_blocks_used / kv_blocks_capacity, in [0, 1]
+    queue_length: MetricSummary        # waiting requests
+    queueing_delay_s: MetricSummary    # how long the head of the waiting queue has waited
+    ttft_s: MetricSummary
+    tpot_s: MetricSummary
+    preemptions: MetricSummary         # preemptions per step (window ``total`` = count)
+    blocked_on_kv: MetricSummary       # 1.0 for a step blocked on KV blocks, else 0.0
+    arrival_rate: WindowRates          # requests/s
+    completion_rate: WindowRates       # requests/s
+    token_rate: WindowRates            # prefill + decode tokens/s
+    output_token_rate: WindowRates     # generated tokens/s
+    arrival_trend: RateTrend
+    kv_blocks_used: int
+    kv_blocks_capacity: int
+    num_running: int
+    num_waiting: int
+    num_quantized_layers: int
+    weight_bytes: int
+    kv_bytes: int
+    workspace_bytes: int
+
+
+class _SlidingWindow:
+    """Samples ``(time, value)`` whose time lies in ``(now - length_s, now]``."""
+
+    def __init__(self, length_s: float):
+        self.length_s = length_s
+        self.samples: deque[tuple[float, float]] = deque()
+
+    def add(self, time: float, values: Sequence[float]) -> None:
+        self.samples.extend((time, value) for value in values)
+        while self.samples and self.samples[0][0] <= time - self.length_s:
+            self.samples.popleft()
+
+    def stats(self) -> WindowStats:
+        values = [value for _, value in self.samples]
+        if not values:
+            return WindowStats(math.nan, math.nan, 0.0, 0)
+        total = sum(values)
+        return WindowStats(total / len(values), max(values), total, len(values))
+
+
+class _Ewma:
+    """Exponentially weighted moving average on the engine clock: a sample ``dt`` after the previous
+    one has weight ``1 - exp(-dt / time_constant_s)``; the first sample sets the average."""
+
+    def __init__(self, time_constant_s: float):
+        self.time_constant_s = time_constant_s
+        self.value = math.nan
+        self._time: float | None = None
+
+    def update(self, time: float, value: float) -> None:
+        if self._time is None:
+            self.value = value
+        else:
+            weight = 1.0 - math.exp(-(time - self._time) / self.time_constant_s)
+            self.value += weight * (value - self.value)
+        self._time = time
+
+
+class _MetricTracker:
+    """Short and long windows plus an EWMA of one metric; the EWMA sees each step's mean sample."""
+
+    def __init__(self, config: MonitorConfig):
+        self.short = _SlidingWindow(config.short_window_s)
+        self.long = _SlidingWindow(config.long_window_s)
+        self.ewma = _Ewma(config.ewma_time_constant_s)
+        self.last = math.nan
+
+    def add(self, time: float, values: Sequence[float]) -> None:
+        self.short.add(time, values)
+        self.long.add(time, values)
+        if values:
+            self.ewma.update(time, sum(values) / len(values))
+            self.last = values[-1]
+
+    def summary(self) -> MetricSummary:
+        return MetricSummary(self.last, self.ewma.value, self.short.stats(), self.long.stats())
+
+    def rates(self, covered_s: float) -> WindowRates:
+        """Window totals per second, each window counted only over the ``covered_s`` seconds observed."""
+        return WindowRates(
+            _per_second(self.short.stats().total, min(self.short.length_s, covered_s)),
+            _per_second(self.long.stats().total, min(self.long.length_s, covered_s)),
+        )
+
+
+def _per_second(total: float, seconds: float) -> float:
+    return total / seconds if seconds > 0 else 0.0
+
+
+def fit_rate_trend(events: Sequence[tuple[float, float]], now: float, span_s: float, bin_s: float) -> RateTrend:
+    """Fit a line to the event rate over the last ``span_s`` seconds, binned by ``bin_s``.
+
+    ``events`` are ``(time, count)`` pairs. Bins are aligned to end at ``now``; only whole bins inside
+    the span are used. With fewer than two bins the trend is flat at the span's mean rate.
+    """
+    num_bins = math.floor(span_s / bin_s + 1e-9)
+    if num_bins < 2:
+        return RateTrend(_per_second(sum(count for _, count in events), span_s), 0.0)
+    counts = [0.0] * num_bins
+    for time, count in events:
+        age_bins = math.floor((now - time) / bin_s)
+        if age_bins < num_bins:
+            counts[num_bins - 1 - age_bins] += count
+    centers = [now - (num_bins - index - 0.5) * bin_s for index in range(num_bins)]    # [num_bins]
+    rates = [count / bin_s for count in counts]                                       # [num_bins]
+    mean_center, mean_rate = sum(centers) / num_bins, sum(rates) / num_bins
+    spread = sum((c - mean_center) ** 2 for c in centers)
+    slope = sum((c - mean_center) * (r - mean_rate) for c, r in zip(centers, rates)) / spread
+    return RateTrend(mean_rate + slope * (now - mean_center), slope)
+
+
+def _check_step(stats: StepStats, previous: StepStats | None) -> None:
+    if stats.duration < 0:
+        raise ValueError(f"step duration must be >= 0, got {stats.duration}")
+    if stats.kv_blocks_capacity <= 0:
+        raise ValueError(f"kv_blocks_capacity must be > 0, got {stats.kv_blocks_capacity}")
+    if not 0 <= stats.kv_blocks_used <= stats.kv_blocks_capacity:
+        raise ValueError(f"kv_blocks_used ({stats.kv_blocks_used}) must lie in [0, {stats.kv_blocks_capacity}]")
+    if previous is not None and stats.time < previous.time:
+        raise ValueError(f"step stats out of order: time {stats.time} after {previous.time}")
+
+
+class ServingMonitor:
+    """Keeps short-window serving metrics; call ``observe`` at every step boundary, then ``snapshot``."""
+
+    def __init__(self, config: MonitorConfig | None = None):
+        self.config = config or MonitorConfig()
+        names = ("kv_usage", "queue_length", "queueing_delay_s", "ttft_s", "tpot_s", "preemptions",
+                 "blocked_on_kv", "arrivals", "completions", "tokens", "output_tokens")
+        self._trackers = {name: _MetricTracker(self.config) for name in names}
+        self._start_time: float | None = None
+        self._last: StepStats | None = None
+
+    def observe(self, stats: StepStats) -> None:
+        _check_step(stats, self._last)
+        if self._start_time is None:
+            self._start_time = stats.time - stats.duration
+        samples = {
+            "kv_usage": [stats.kv_blocks_used / stats.kv_blocks_capacity],
+            "queue_length": [float(stats.num_waiting)],
+            "queueing_delay_s": [stats.oldest_waiting_time],
+            "ttft_s": list(stats.ttfts),
+            "tpot_s": list(stats.tpots),
+            "preemptions": [float(stats.num_preemptions)],
+            "blocked_on_kv": [float(stats.blocked_on_kv)],
+            "arrivals": [float(self._arrivals(stats))],
+            "completions": [float(len(stats.tpots))],
+            "tokens": [float(stats.num_prefill_tokens + stats.num_decode_tokens)],
+            "output_tokens": [float(stats.num_decode_tokens + len(stats.ttfts))],
+        }
+        for name, values in samples.items():
+            self._trackers[name].add(stats.time, values)
+        self._last = stats
+
+    def _arrivals(self, stats: StepStats) -> int:
+        """Requests that arrived since the previous step (see the module docstring).
+
+        Clamped at 0: a request that leaves without a TPOT entry (an abort) would otherwise count as a
+        negative arrival."""
+        before = 0 if self._last is None else self._last.num_waiting + self._last.num_running
+        return max(0, stats.num_waiting + stats.num_running - before + len(stats.tpots))
+
+    def snapshot(self) -> MonitorSnapshot:
+        if self._last is None:
+            raise ValueError("the monitor has not observed any step yet")
+        last, trackers = self._last, self._trackers
+        covered_s = last.time - self._start_time
+        trend_span_s = min(self.config.long_window_s, covered_s)
+        return MonitorSnapshot(
+            time=last.time,
+            kv_usage=trackers["kv_usage"].summary(),
+            queue_length=trackers["queue_length"].summary(),
+            queueing_delay_s=trackers["queueing_delay_s"].summary(),
+            ttft_s=trackers["ttft_s"].summary(),
+            tpot_s=trackers["tpot_s"].summary(),
+            preemptions=trackers["preemptions"].summary(),
+            blocked_on_kv=trackers["blocked_on_kv"].summary(),
+            arrival_rate=trackers["arrivals"].rates(covered_s),
+            completion_rate=trackers["completions"].rates(covered_s),
+            token_rate=trackers["tokens"].rates(covered_s),
+            output_token_rate=trackers["output_tokens"].rates(covered_s),
+            arrival_trend=fit_rate_trend(
+                trackers["arrivals"].long.samples, last.time, trend_span_s, self.config.trend_bin_s),
+            kv_blocks_used=last.kv_blocks_used,
+            kv_blocks_capacity=last.kv_blocks_capacity,
+            num_running=last.num_running,
+            num_waiting=last.num_waiting,
+            num_quantized_layers=last.num_quantized_layers,
+            weight_bytes=last.weight_bytes,
+            kv_bytes=last.kv_bytes,
+            workspace_bytes=last.workspace_bytes,
+        )
