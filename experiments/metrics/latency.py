@@ -60,7 +60,8 @@ def latency_metrics(records: list[RequestRecord], duration_s: float | None = Non
     metrics.update(_distribution("tpot", [r.tpot_s for r in completed if r.tpot_s is not None]))
     metrics.update(_distribution("itl", [gap for r in completed for gap in r.itls_s]))
     metrics.update(_distribution("e2el", [r.e2el_s for r in completed]))
-    metrics.update(_distribution("queueing_delay", [r.queueing_delay_s for r in completed]))
+    metrics.update(_distribution("queueing_delay", [r.queueing_delay_s for r in completed
+                                                       if r.queueing_delay_s is not None]))
     metrics["total_preemptions"] = sum(r.num_preemptions for r in records)
     metrics["preempted_requests"] = sum(r.num_preemptions > 0 for r in records)
     return metrics

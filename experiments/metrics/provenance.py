@@ -17,6 +17,6 @@ def provenance_summary(token_quantized_layers: Iterable[Sequence[int]]) -> dict[
     shares = quantized_layer_shares(token_quantized_layers)
     return {
         "mean_quantized_layers_per_token": sum(k * share for k, share in shares.items()),
-        "share_tokens_quantized": sum(share for k, share in shares.items() if k > 0),
+        "share_tokens_quantized": float(sum(share for k, share in shares.items() if k > 0)),
         "max_quantized_layers": max(shares),
     }
