@@ -103,23 +103,37 @@ class MonitorSnapshot:
 
 
 class _SlidingWindow:
-    """Samples ``(time, value)`` whose time lies in ``(now - length_s, now]``."""
+    """Samples ``(time, value)`` whose time lies in ``(now - length_s, now]``, with an O(1) running
+    total and a monotonic deque of the maxima, so a summary costs nothing per retained sample."""
 
     def __init__(self, length_s: float):
         self.length_s = length_s
         self.samples: deque[tuple[float, float]] = deque()
+        self._total = 0.0
+        self._maxima: deque[tuple[float, float]] = deque()     # decreasing values: the window max first
 
     def add(self, time: float, values: Sequence[float]) -> None:
-        self.samples.extend((time, value) for value in values)
-        while self.samples and self.samples[0][0] <= time - self.length_s:
-            self.samples.popleft()
+        for value in values:
+            self.samples.append((time, value))
+            self._total += value
+            while self._maxima and self._maxima[-1][1] <= value:
+                self._maxima.pop()
+            self._maxima.append((time, value))
+        self._evict_before(time - self.length_s)
+
+    def _evict_before(self, horizon: float) -> None:
+        while self.samples and self.samples[0][0] <= horizon:
+            self._total -= self.samples.popleft()[1]
+        while self._maxima and self._maxima[0][0] <= horizon:
+            self._maxima.popleft()
+        if not self.samples:
+            self._total = 0.0       # drop the rounding residue of the running subtraction
 
     def stats(self) -> WindowStats:
-        values = [value for _, value in self.samples]
-        if not values:
+        count = len(self.samples)
+        if count == 0:
             return WindowStats(math.nan, math.nan, 0.0, 0)
-        total = sum(values)
-        return WindowStats(total / len(values), max(values), total, len(values))
+        return WindowStats(self._total / count, self._maxima[0][1], self._total, count)
 
 
 class _Ewma:

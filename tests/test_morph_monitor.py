@@ -1,5 +1,6 @@
 """Serving Monitor: windows, EWMA, rates, derived arrivals and the arrival-rate trend, by hand."""
 import math
+import random
 
 import pytest
 
@@ -22,6 +23,22 @@ def test_gauge_windows_hold_steps_of_the_last_window_only():
     assert usage.long.count == 4                                # (1.0, 3.0]: 200, 800, 600, 300
     assert usage.long.mean == pytest.approx((0.2 + 0.8 + 0.6 + 0.3) / 4)
     assert usage.long.max == pytest.approx(0.8)
+
+
+def test_incremental_window_summaries_match_recomputation_from_the_raw_samples():
+    rng = random.Random(0)
+    config = MonitorConfig(short_window_s=0.3, long_window_s=1.0, trend_bin_s=0.25)
+    monitor, history, now = ServingMonitor(config), [], 0.0
+    for _ in range(400):
+        now += rng.choice([0.0, 0.01, 0.05, 0.2, 0.7])
+        ttfts = [rng.random() for _ in range(rng.randint(0, 3))]
+        monitor.observe(step_stats(now, duration=0.0, ttfts=ttfts))
+        history += [(now, value) for value in ttfts]
+        for window_s, stats in ((0.3, monitor.snapshot().ttft_s.short), (1.0, monitor.snapshot().ttft_s.long)):
+            inside = [value for time, value in history if time > now - window_s]
+            assert stats.count == len(inside)
+            assert stats.total == pytest.approx(sum(inside), abs=1e-9)
+            assert (stats.max == max(inside)) if inside else math.isnan(stats.max)
 
 
 def test_ewma_weights_samples_by_elapsed_engine_time():
