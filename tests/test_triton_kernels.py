@@ -1,10 +1,15 @@
 """Each Triton kernel against the torch op it mirrors, run by Triton's CPU interpreter.
 
 TRITON_INTERPRET must be set before ``triton`` is first imported (it selects the interpreter when
-``@triton.jit`` decorates the kernels), hence the import order below.
+``@triton.jit`` decorates the kernels, triton's own library functions included), hence the import
+order below.
 """
 import os
+import sys
 
+if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
+    raise RuntimeError("triton was imported before TRITON_INTERPRET=1 was set, so its kernels cannot run on CPU: "
+                       "set TRITON_INTERPRET=1 in the environment or at the top of tests/conftest.py")
 os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
