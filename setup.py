@@ -1,4 +1,50 @@
+"""Package metadata and the C++ extension build.
+
+Install with ``pip install --no-build-isolation -e .``: the extension compiles against the torch
+already installed (build isolation would pull a CUDA torch). The CPU arena extension is always
+built; the CUDA arena extension only where torch is a CUDA build and a CUDA toolkit is found.
+"""
 from setuptools import find_packages, setup
+
+try:
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+except ImportError as missing_torch:
+    raise SystemExit("MorphServe compiles its C++ extension against the installed torch: install "
+                     "torch==2.13.0 (see requirements.txt), then run `pip install --no-build-isolation -e .`"
+                     ) from missing_torch
+
+COMPILE_ARGS = {"cxx": ["-O3"], "nvcc": ["-O3"]}
+
+
+def host_arena_extension() -> CppExtension:
+    return CppExtension("swiftllm._arena_cpu", ["csrc/host_arena.cpp", "csrc/host_bindings.cpp"],
+                        extra_compile_args=COMPILE_ARGS["cxx"])
+
+
+def device_arena_extension() -> CUDAExtension:
+    return CUDAExtension("swiftllm._arena_cuda", ["csrc/cuda/device_arena.cu", "csrc/cuda/device_bindings.cpp"],
+                         libraries=["cuda"], extra_compile_args=COMPILE_ARGS)
+
+
+def arena_extensions() -> list:
+    if torch.version.cuda is not None and CUDA_HOME is not None:
+        return [host_arena_extension(), device_arena_extension()]
+    return [host_arena_extension()]
+
+
+class BuildArenaExtensions(BuildExtension):
+    """Fails the install with the reason when an extension does not build (no silent fallback)."""
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as failure:
+            raise SystemExit(f"building the C++ extension {ext.name} failed: {failure}\n"
+                             "MorphServe needs it (elastic memory arena, swap copy). Check that a C++ compiler "
+                             "(g++ with C++20) is installed and that torch's headers match the installed torch; "
+                             "the CUDA part also needs nvcc and libcuda.") from failure
+
 
 setup(
     name="morphserve",
@@ -6,4 +52,6 @@ setup(
     description="MorphServe: workload-aware LLM serving with runtime layer swapping and KV-cache resizing",
     packages=find_packages(include=["swiftllm*", "morph*", "experiments*"]),
     python_requires=">=3.10",
+    ext_modules=arena_extensions(),
+    cmdclass={"build_ext": BuildArenaExtensions},
 )
