@@ -52,8 +52,9 @@ DeviceArena::DeviceArena(std::size_t capacity_bytes, int device_ordinal)
   chunks_.resize(num_chunks);
 }
 
+// Best effort and never throws: at process exit the driver may already be shut down.
 DeviceArena::~DeviceArena() {
-  ContextGuard guard(context_);
+  if (cuCtxPushCurrent(context_) != CUDA_SUCCESS) return;
   cuCtxSynchronize();
   for (std::size_t index = 0; index < chunks_.size(); ++index) {
     if (!chunks_[index]) continue;
@@ -61,6 +62,8 @@ DeviceArena::~DeviceArena() {
     cuMemRelease(*chunks_[index]);
   }
   cuMemAddressFree(base_, capacity_);
+  CUcontext popped;
+  cuCtxPopCurrent(&popped);
   cuDevicePrimaryCtxRelease(device_);
 }
 
