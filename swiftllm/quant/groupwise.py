@@ -2,6 +2,8 @@
 
 A weight ``[out, in]`` is cut along ``in`` into groups of ``group_size`` columns; each (row, group)
 gets a float scale and an integer zero point, and ``w ~= (code - zero) * scale`` with codes in 0..15.
+The range always contains 0 (as in GPTQ), so the zero point is a valid code and a group that does
+not straddle 0 is not clamped at one end.
 
 Padding: when ``in`` is not a multiple of ``group_size`` (SmolLM2's hidden size 576 with groups of
 128), the last group is partial. Its statistics use only the real columns, and the codes are stored
@@ -72,7 +74,8 @@ def quantize_groups(weight: torch.Tensor, group_size: int = DEFAULT_GROUP_SIZE,
     if clip_ratio is not None:
         limit = (groups.abs().amax(dim=-1) * clip_ratio).unsqueeze(-1)                   # [out, G, 1]
         groups = torch.maximum(torch.minimum(groups, limit), -limit)
-    w_min, w_max = groups.amin(dim=-1), groups.amax(dim=-1)                                # [out, G]
+    w_min = groups.amin(dim=-1).clamp(max=0)                                               # [out, G]
+    w_max = groups.amax(dim=-1).clamp(min=0)
     scales = ((w_max - w_min) / INT4_MAX).clamp(min=MIN_SCALE)
     zeros = (-torch.round(w_min / scales)).clamp(0, INT4_MAX)
     codes = (torch.round(groups / scales.unsqueeze(-1)) + zeros.unsqueeze(-1)).clamp(0, INT4_MAX)

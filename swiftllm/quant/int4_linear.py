@@ -1,0 +1,93 @@
+"""INT4 group-wise weight-only linear for the CPU (a drop-in ``Linear``).
+
+State (what a weight slot stores): the codes in torch's CPU INT4 kernel layout and, per group and
+output channel, a bf16 ``(scale, offset)`` pair with ``w = (code - 8) * scale + offset``; this is the
+tinygemm convention, i.e. ``offset = (8 - zero) * scale`` for our integer zero point.
+
+Two paths, chosen by the number of tokens M (see ``PACKED_KERNEL_MAX_TOKENS``):
+- small M (decode): ``aten._weight_int4pack_mm_for_cpu`` reads the 4-bit weight directly. It is only
+  vectorised for bf16 activations, so x is rounded to bf16 and the result is bf16-accurate
+  (relative error about 1e-2 against the float32 reference);
+- large M (prefill): dequantize to float32 into a temporary, then one float32 GEMM. Nothing is cached:
+  a kept full-precision copy would cancel the memory the variant frees.
+"""
+import torch
+import torch.nn.functional as F
+
+from swiftllm.quant.groupwise import GroupQuantized, pad_columns
+from swiftllm.quant.int4pack_layout import pack_int4pack, unpack_int4pack
+
+CODE_OFFSET = 8  # the CPU kernel reads codes as signed int4: code - 8
+
+
+class Int4Linear:
+    """y = x @ dequant(W).T with W int4 [out, in] in groups of ``group_size`` input columns."""
+    __slots__ = ("weight", "scales_and_zeros", "in_features", "group_size")
+
+    # Up to this many tokens the packed bf16 kernel beats dequantize + float32 GEMM
+    # (benchmarks/bench_quant_linear.py on the 2-core dev CPU, SmolLM2 shapes).
+    PACKED_KERNEL_MAX_TOKENS = 8
+
+    def __init__(self, weight: torch.Tensor, scales_and_zeros: torch.Tensor, in_features: int, group_size: int):
+        out_features, half_padded_in = weight.shape
+        assert weight.dtype == torch.uint8, f"weight must be uint8 (packed int4), got {weight.dtype}"
+        assert scales_and_zeros.shape == (2 * half_padded_in // group_size, out_features, 2), (
+            f"scales_and_zeros must be [groups, {out_features}, 2], got {tuple(scales_and_zeros.shape)}")
+        assert scales_and_zeros.dtype == torch.bfloat16, "scales_and_zeros must be bfloat16"
+        assert weight.is_contiguous() and scales_and_zeros.is_contiguous(), "int4 state must be contiguous"
+        self.weight = weight                      # [out, padded_in / 2] uint8, CPU kernel layout
+        self.scales_and_zeros = scales_and_zeros  # [groups, out, 2] bf16: (scale, offset)
+        self.in_features = in_features
+        self.group_size = group_size
+
+    @staticmethod
+    def from_groups(q: GroupQuantized) -> "Int4Linear":
+        scales = q.scales.to(torch.bfloat16)                                               # [out, G]
+        offsets = ((CODE_OFFSET - q.zeros.float()) * scales.float()).to(torch.bfloat16)    # [out, G]
+        scales_and_zeros = torch.stack([scales.t(), offsets.t()], dim=-1).contiguous()     # [G, out, 2]
+        return Int4Linear(pack_int4pack(q.codes), scales_and_zeros, q.in_features, q.group_size)
+
+    def to_groups(self) -> GroupQuantized:
+        """The portable codes / scales / zero points (exact inverse of ``from_groups``)."""
+        scales = self.scales_and_zeros[..., 0].t().float()                                 # [out, G]
+        offsets = self.scales_and_zeros[..., 1].t().float()
+        zeros = torch.round(CODE_OFFSET - offsets / scales).clamp(0, 15).to(torch.uint8)
+        return GroupQuantized(codes=unpack_int4pack(self.weight), scales=scales.contiguous(), zeros=zeros.contiguous(),
+                              in_features=self.in_features, group_size=self.group_size)
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def padded_in_features(self) -> int:
+        return 2 * self.weight.shape[1]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [M, in_features] -> [M, out_features] in x's dtype."""
+        assert x.dim() == 2 and x.shape[1] == self.in_features, f"x must be [M, {self.in_features}], got {tuple(x.shape)}"
+        x_padded = pad_columns(x, self.padded_in_features)                                 # [M, padded_in]
+        if x.shape[0] <= self.PACKED_KERNEL_MAX_TOKENS:
+            out = torch.ops.aten._weight_int4pack_mm_for_cpu(
+                x_padded.to(torch.bfloat16), self.weight, self.group_size, self.scales_and_zeros)
+            return out.to(x.dtype)
+        return F.linear(x_padded, self._dequantized_padded().to(x.dtype))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"weight": self.weight, "scales_and_zeros": self.scales_and_zeros}
+
+    def with_tensors(self, tensors: dict[str, torch.Tensor]) -> "Int4Linear":
+        return Int4Linear(tensors["weight"], tensors["scales_and_zeros"], self.in_features, self.group_size)
+
+    def dequantized_weight(self) -> torch.Tensor:
+        """[out_features, in_features] float32: exactly what the float32 path multiplies with."""
+        return self._dequantized_padded()[:, :self.in_features]
+
+    def _dequantized_padded(self) -> torch.Tensor:
+        num_groups = self.scales_and_zeros.shape[0]
+        codes = unpack_int4pack(self.weight).view(self.out_features, num_groups, self.group_size)  # [out, G, g]
+        params = self.scales_and_zeros.float()                                                      # [G, out, 2]
+        scales = params[..., 0].t().unsqueeze(-1)                                                   # [out, G, 1]
+        offsets = (params[..., 1].t() - CODE_OFFSET * params[..., 0].t()).unsqueeze(-1)             # [out, G, 1]
+        weight = codes.float().mul_(scales).add_(offsets)                                           # in place: one temporary
+        return weight.view(self.out_features, self.padded_in_features)

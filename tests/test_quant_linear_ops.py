@@ -1,0 +1,136 @@
+"""The quantized Linear ops against their dequantized reference, on both kernel paths, over slot storage.
+
+Tolerances (relative to the largest output): the packed kernels take bf16 activations, so 2e-2;
+the dequantize-then-float32-GEMM path differs only by summation order, so 1e-5.
+"""
+import pytest
+import torch
+
+from swiftllm.quant.awq_linear import AwqLinear
+from swiftllm.quant.groupwise import dequantize_groups, quantize_groups
+from swiftllm.quant.int4_linear import Int4Linear
+from swiftllm.quant.int8_linear import Int8Linear
+from swiftllm.quant.variants import quantize_layer_int8, quantize_layer_rtn
+from swiftllm.worker.weight import dense_layer
+
+PACKED_RTOL = 2e-2
+FLOAT_RTOL = 1e-5
+SHAPES = [(96, 100, 64), (128, 576, 128), (64, 256, 32), (960, 576, 128)]   # (out, in, group)
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    torch.manual_seed(0)
+
+
+def assert_matches_reference(op, x: torch.Tensor, rtol: float) -> None:
+    expected = x @ op.dequantized_weight().t()
+    actual = op(x)
+    assert actual.shape == expected.shape and actual.dtype == x.dtype
+    assert (actual - expected).abs().max() <= rtol * expected.abs().max()
+
+
+def force_path(monkeypatch, cls, path: str) -> None:
+    monkeypatch.setattr(cls, "PACKED_KERNEL_MAX_TOKENS", 10**9 if path == "packed" else 0)
+
+
+@pytest.mark.parametrize("out_features,in_features,group_size", SHAPES)
+@pytest.mark.parametrize("num_tokens", [1, 3, 8, 33])
+@pytest.mark.parametrize("path,rtol", [("packed", PACKED_RTOL), ("float", FLOAT_RTOL)])
+def test_int4_linear_matches_dequantized_reference(monkeypatch, out_features, in_features, group_size, num_tokens, path, rtol):
+    force_path(monkeypatch, Int4Linear, path)
+    op = Int4Linear.from_groups(quantize_groups(torch.randn(out_features, in_features), group_size))
+    assert_matches_reference(op, torch.randn(num_tokens, in_features), rtol)
+
+
+@pytest.mark.parametrize("out_features,in_features", [(96, 100), (128, 576), (576, 1536), (33, 64)])
+@pytest.mark.parametrize("num_tokens", [1, 3, 8, 33])
+@pytest.mark.parametrize("path,rtol", [("packed", PACKED_RTOL), ("float", FLOAT_RTOL)])
+def test_int8_linear_matches_dequantized_reference(monkeypatch, out_features, in_features, num_tokens, path, rtol):
+    """in_features 100 is not a multiple of 16: the packed kernel would read out of bounds, so the float path runs."""
+    force_path(monkeypatch, Int8Linear, path)
+    op = Int8Linear.quantize(torch.randn(out_features, in_features))
+    expected_rtol = FLOAT_RTOL if in_features % 16 else rtol
+    assert_matches_reference(op, torch.randn(num_tokens, in_features), expected_rtol)
+
+
+@pytest.mark.parametrize("num_tokens", [1, 300])
+def test_default_thresholds_stay_close_to_reference(num_tokens):
+    weight = torch.randn(256, 576)
+    x = torch.randn(num_tokens, 576)
+    for op in (Int4Linear.from_groups(quantize_groups(weight, 64)), Int8Linear.quantize(weight)):
+        assert_matches_reference(op, x, PACKED_RTOL if num_tokens <= op.PACKED_KERNEL_MAX_TOKENS else FLOAT_RTOL)
+
+
+def test_int4_dequantized_weight_equals_group_codes():
+    """bf16 (8 significant bits) scale and offset add at most 16 * step * 2^-8 = step / 16 (rounding error: step / 2)."""
+    q = quantize_groups(torch.randn(64, 96), 64)
+    op = Int4Linear.from_groups(q)
+    assert op.dequantized_weight().shape == (64, 96)
+    step = q.scales.repeat_interleave(64, dim=1)[:, :96]
+    assert torch.all((op.dequantized_weight() - dequantize_groups(q)).abs() <= step / 16)
+
+
+def test_quantization_error_is_small_relative_to_weights():
+    weight = torch.randn(128, 512)
+    int4 = Int4Linear.from_groups(quantize_groups(weight, 128)).dequantized_weight()
+    int8 = Int8Linear.quantize(weight).dequantized_weight()
+    assert (int8 - weight).norm() / weight.norm() < 0.01
+    assert (int4 - weight).norm() / weight.norm() < 0.12
+    assert (int8 - weight).norm() < (int4 - weight).norm()
+
+
+@pytest.mark.parametrize("num_tokens", [1, 5])
+def test_awq_linear_cpu_path_matches_reference(num_tokens):
+    q = quantize_groups(torch.randn(64, 96), 64)
+    op = AwqLinear.from_groups(q)
+    torch.testing.assert_close(op.dequantized_weight(), dequantize_groups(q), rtol=1e-3, atol=1e-3)  # fp16 scales
+    assert_matches_reference(op, torch.randn(num_tokens, 96), FLOAT_RTOL)
+
+
+def ops_under_test():
+    weight = torch.randn(128, 192)
+    return [Int4Linear.from_groups(quantize_groups(weight, 64)), Int8Linear.quantize(weight),
+            AwqLinear.from_groups(quantize_groups(weight, 64))]
+
+
+@pytest.mark.parametrize("op", ops_under_test(), ids=["int4", "int8", "awq"])
+def test_with_tensors_runs_over_slot_views_without_copying(op):
+    """A weight slot is one byte buffer; the op rebuilt over views into it must compute the same."""
+    tensors = op.tensors()
+    slot = torch.zeros(sum(t.nbytes for t in tensors.values()) + 64 * len(tensors), dtype=torch.uint8)
+    views, offset = {}, 0
+    for name, t in tensors.items():
+        view = slot[offset:offset + t.nbytes].view(t.dtype).view(t.shape)
+        view.copy_(t)
+        views[name] = view
+        offset += -(-t.nbytes // 64) * 64                                   # keep views 64-byte aligned
+    rebuilt = op.with_tensors(views)
+    for name, t in rebuilt.tensors().items():
+        assert t.data_ptr() == views[name].data_ptr()
+    x = torch.randn(3, 192)
+    torch.testing.assert_close(rebuilt(x), op(x), rtol=0, atol=0)
+
+
+def test_layer_variants_shrink_bytes_for_smollm2_shapes():
+    """SmolLM2-135M layer: hidden 576, 9 q / 3 kv heads of 64, intermediate 1536."""
+    hidden, inter, q_size, kv_size = 576, 1536, 576, 192
+    w = torch.randn
+    layer = dense_layer(torch.ones(hidden), w(q_size, hidden), w(kv_size, hidden), w(kv_size, hidden), w(hidden, q_size),
+                        torch.ones(hidden), w(inter, hidden), w(inter, hidden), w(hidden, inter))
+    fp, int8, int4 = layer.nbytes(), quantize_layer_int8(layer).nbytes(), quantize_layer_rtn(layer, 4, 128).nbytes()
+    assert fp == 4 * (hidden * (q_size + 2 * kv_size) + q_size * hidden + 3 * hidden * inter + 2 * hidden)
+    assert 3.9 < fp / int8 < 4.0
+    assert 6.5 < fp / int4 < 7.5                      # 8x minus padding 576 -> 640, scales and offsets
+
+
+def test_rtn_rejects_other_bit_widths():
+    layer = dense_layer(*(torch.randn(16, 16) if i not in (0, 5) else torch.ones(16) for i in range(9)))
+    with pytest.raises(ValueError, match="RTN variants are 4-bit"):
+        quantize_layer_rtn(layer, bits=3)
+
+
+def test_int4_linear_rejects_wrong_input_width():
+    op = Int4Linear.from_groups(quantize_groups(torch.randn(16, 96), 64))
+    with pytest.raises(AssertionError, match=r"x must be \[M, 96\]"):
+        op(torch.randn(2, 128))

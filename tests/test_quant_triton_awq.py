@@ -1,0 +1,47 @@
+"""The Triton W4A16 GEMM on the AutoAWQ layout against the dequantized reference, in Triton's CPU interpreter.
+
+TRITON_INTERPRET must be set before ``triton`` is first imported, hence the import order below.
+"""
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from swiftllm.quant.awq_format import from_awq_gemm, to_awq_gemm  # noqa: E402
+from swiftllm.quant.groupwise import dequantize_groups, quantize_groups  # noqa: E402
+from swiftllm.quant.triton_awq_gemm import awq_gemm_triton  # noqa: E402
+
+# relative to the largest output: float32 differs by summation order, float16 by input/output rounding
+RTOL = {torch.float32: 1e-5, torch.float16: 3e-3}
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("dtype", list(RTOL))
+@pytest.mark.parametrize("num_tokens,out_features,in_features,group_size",
+                         [(1, 64, 64, 32), (5, 128, 256, 128), (17, 72, 128, 64), (3, 96, 192, 64)])
+def test_awq_gemm_matches_dequantized_reference(num_tokens, out_features, in_features, group_size, dtype):
+    awq = to_awq_gemm(quantize_groups(torch.randn(out_features, in_features), group_size))
+    weight = dequantize_groups(from_awq_gemm(awq["qweight"], awq["qzeros"], awq["scales"], group_size))  # [out, in]
+    x = torch.randn(num_tokens, in_features).to(dtype)
+    out = awq_gemm_triton(x, awq["qweight"], awq["qzeros"], awq["scales"].to(dtype), group_size)
+    expected = x.float() @ weight.t()
+    assert out.dtype == dtype and out.shape == (num_tokens, out_features)
+    assert (out.float() - expected).abs().max() <= RTOL[dtype] * expected.abs().max()
+
+
+def test_awq_gemm_rejects_mismatched_scales():
+    awq = to_awq_gemm(quantize_groups(torch.randn(64, 64), 32))
+    with pytest.raises(AssertionError, match="scales must be"):
+        awq_gemm_triton(torch.randn(2, 64), awq["qweight"], awq["qzeros"], awq["scales"][:1].float(), 32)
+
+
+def test_awq_gemm_rejects_input_not_matching_qweight():
+    awq = to_awq_gemm(quantize_groups(torch.randn(64, 64), 32))
+    with pytest.raises(AssertionError, match="qweight must be int32"):
+        awq_gemm_triton(torch.randn(2, 96), awq["qweight"], awq["qzeros"], awq["scales"].float(), 32)
