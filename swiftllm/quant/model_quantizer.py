@@ -1,0 +1,57 @@
+"""Quantize every decoder layer of a model into one variant (with a progress bar).
+
+AWQ runs layer by layer like AutoAWQ: the calibration sequences go through the full-precision
+layers, and each layer is quantized from the inputs its linears see there.
+"""
+import functools
+
+import torch
+from tqdm import tqdm
+
+from swiftllm.model_config import LlamaModelConfig
+from swiftllm.quant.awq import quantize_layer_awq
+from swiftllm.quant.calibration import record_linear_inputs
+from swiftllm.quant.spec import VariantSpec
+from swiftllm.quant.variants import quantize_layer_int8, quantize_layer_rtn
+from swiftllm.worker.kernels.rotary import rotary_cos_sin
+from swiftllm.worker.model import causal_attend, decoder_layer
+from swiftllm.worker.weight import LayerWeights, ModelWeights
+
+
+@torch.inference_mode()
+def quantize_model(weights: ModelWeights, cfg: LlamaModelConfig, spec: VariantSpec,
+                   calibration: list[torch.Tensor] | None = None, **awq_options) -> list[LayerWeights]:
+    """All layers of ``weights`` as ``spec``'s variant.
+
+    calibration: token sequences (each int64 [T]) from a real text, required by AWQ
+    (see ``calibration.calibration_sequences``); awq_options go to ``quantize_layer_awq``.
+    """
+    if spec.method == "awq":
+        return _quantize_awq(weights, cfg, spec, calibration, awq_options)
+    quantize_layer = (quantize_layer_int8 if spec.method == "int8"
+                      else functools.partial(quantize_layer_rtn, bits=4, group_size=spec.group_size))
+    return [quantize_layer(layer) for layer in _progress(weights.layers, spec)]
+
+
+def _quantize_awq(weights: ModelWeights, cfg: LlamaModelConfig, spec: VariantSpec,
+                  calibration: list[torch.Tensor] | None, awq_options: dict) -> list[LayerWeights]:
+    if not calibration:
+        raise ValueError("AWQ needs calibration token sequences from a real text (WikiText-2 valid by default, "
+                         "see swiftllm.quant.calibration); random data is never used")
+    longest = max(len(ids) for ids in calibration)
+    cos, sin = rotary_cos_sin(cfg, longest, weights.embed_tokens.dtype, weights.embed_tokens.device)  # [T, d/2]
+    attend = causal_attend(cfg)
+    hidden = [weights.embed_tokens[ids] for ids in calibration]                          # each [T, hidden]
+
+    def forward_all(layer: LayerWeights, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [decoder_layer(x, layer, cfg, cos[:len(x)], sin[:len(x)], attend) for x in inputs]
+
+    variants = []
+    for layer in _progress(weights.layers, spec):
+        calib, hidden = record_linear_inputs(layer, functools.partial(forward_all, inputs=hidden))
+        variants.append(quantize_layer_awq(layer, calib, spec.group_size, **awq_options))
+    return variants
+
+
+def _progress(layers: list[LayerWeights], spec: VariantSpec):
+    return tqdm(layers, desc=f"quantize {spec.name}", unit="layer")
