@@ -56,6 +56,7 @@ class LlamaModelConfig:
             raise ValueError(f"unsupported model_type {cfg.get('model_type')!r}: only Llama-family decoders are supported")
         num_q_heads = cfg["num_attention_heads"]
         eos = cfg.get("eos_token_id")
+        rope = cfg.get("rope_parameters") or {}   # newer HF configs nest rope_theta and the scaling here
         return LlamaModelConfig(
             num_layers=cfg["num_hidden_layers"],
             hidden_size=cfg["hidden_size"],
@@ -66,8 +67,8 @@ class LlamaModelConfig:
             vocab_size=cfg["vocab_size"],
             max_position_embeddings=cfg.get("max_position_embeddings", 2048),
             rms_norm_eps=cfg.get("rms_norm_eps", 1e-5),
-            rope_theta=cfg.get("rope_theta", 10000.0),
-            rope_scaling=_rope_scaling_from_hf(cfg.get("rope_scaling")),
+            rope_theta=rope.get("rope_theta", cfg.get("rope_theta", 10000.0)),
+            rope_scaling=_rope_scaling_from_hf(cfg.get("rope_scaling") or rope),
             tie_word_embeddings=cfg.get("tie_word_embeddings", False),
             bos_token_id=cfg.get("bos_token_id"),
             eos_token_ids=[] if eos is None else ([eos] if isinstance(eos, int) else list(eos)),
@@ -115,7 +116,7 @@ def _rope_scaling_from_hf(rs: dict | None) -> RopeScaling | None:
     if not rs:
         return None
     kind = rs.get("rope_type", rs.get("type"))
-    if kind == "default":
+    if kind in (None, "default"):
         return None
     if kind != "llama3":
         raise ValueError(f"unsupported rope_scaling type {kind!r}: only 'llama3' is supported")
