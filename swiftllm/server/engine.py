@@ -39,6 +39,8 @@ class LLMEngine:
         self.requests: dict[str, Request] = {}
         self.step_hooks: list[StepHook] = []
         self.num_quantized_layers = 0
+        self.num_arrivals = 0    # since the last step boundary
+        self.num_finished = 0
 
     @property
     def eos_token_ids(self) -> set[int]:
@@ -59,6 +61,7 @@ class LLMEngine:
             req.request_id = request_id
         self.requests[req.request_id] = req
         self.scheduler.add(req)
+        self.num_arrivals += 1
         return req
 
     def abort(self, request_id: str) -> RequestOutput | None:
@@ -129,8 +132,12 @@ class LLMEngine:
         req.finish_time = self.clock()
         self.runner.release(req)
         del self.requests[req.request_id]
+        self.num_finished += 1
 
     def _run_hooks(self, batch: ScheduledBatch, start: float, now: float, ttfts: list, tpots: list) -> None:
+        """Report the step to the hooks (e.g. the morph loop), which may change the model between two steps."""
+        arrivals, finished = self.num_arrivals, self.num_finished
+        self.num_arrivals = self.num_finished = 0
         if not self.step_hooks:
             return
         waiting = self.scheduler.waiting
@@ -141,7 +148,7 @@ class LLMEngine:
             kv_blocks_used=self.block_manager.num_used, kv_blocks_capacity=self.block_manager.capacity,
             oldest_waiting_time=now - waiting[0].arrival_time if waiting else 0.0,
             blocked_on_kv=batch.blocked_on_kv, num_preemptions=len(batch.preempted),
-            num_quantized_layers=self.num_quantized_layers, ttfts=ttfts, tpots=tpots,
+            num_quantized_layers=self.num_quantized_layers, num_arrivals=arrivals, num_finished=finished, ttfts=ttfts, tpots=tpots,
             weight_bytes=self.memory.weight_bytes, kv_bytes=self.memory.kv_bytes,
             workspace_bytes=self.memory.workspace_bytes,
         )

@@ -106,6 +106,8 @@ class StepStats:
     blocked_on_kv: bool              # a waiting request could not be admitted, or a preemption happened, for lack of blocks
     num_preemptions: int             # preemptions during this step
     num_quantized_layers: int
+    num_arrivals: int = 0            # requests added since the previous step
+    num_finished: int = 0            # requests finished (stopped, length or aborted) since the previous step
     ttfts: list[float] = field(default_factory=list)     # first tokens produced in this step
     tpots: list[float] = field(default_factory=list)     # requests finished in this step
     weight_bytes: int = 0
