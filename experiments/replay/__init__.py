@@ -1,0 +1,1 @@
+"""Open-loop trace replay against the online engine."""

@@ -1,0 +1,100 @@
+"""One replay run: build the engine under a policy, replay the workload, score it, write records and plots."""
+import asyncio
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from experiments.metrics import (
+    SLO, RequestRecord, latency_metrics, print_report, provenance_summary, quality_scores, save_records,
+    timeline_from_steps,
+)
+from experiments.plots import plot_kv_capacity, plot_tpot_cdf
+from experiments.replay.config import ReplayConfig
+from experiments.replay.driver import replay
+from experiments.replay.policy import attach_policy
+from experiments.workload import EVAL_SETS, build_workload, load_workload_trace
+from swiftllm import EngineConfig, LLMEngine
+from swiftllm.server.async_engine import AsyncLLMEngine
+from swiftllm.server.structs import StepStats
+from swiftllm.server.tokenization import LlamaTokenizer
+
+MB = 1 << 20
+
+
+def run_replay(cfg: ReplayConfig) -> dict:
+    """Replay ``cfg.trace`` on ``cfg.model`` under ``cfg.policy``; return the metrics row (also written to disk)."""
+    torch.set_num_threads(cfg.hardware.num_threads)
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    engine = build_engine(cfg)
+    attach_policy(engine, cfg.policy, out_dir)
+    workload = build_workload(load_workload_trace(cfg.trace), cfg.dataset, engine.tokenizer,
+                              _random_token_range(engine), chat_frame(engine.tokenizer, cfg.model.chat_template))
+    steps: list[StepStats] = []
+    engine.step_hooks.append(steps.append)
+    online = AsyncLLMEngine(engine)
+    online.start()
+    try:
+        outputs = asyncio.run(replay(online, workload, ignore_eos=cfg.ignore_eos))
+    finally:
+        online.shutdown()
+    records = [RequestRecord.from_output(out, i, w.dataset_id, w.reference_answers)
+               for i, (out, w) in enumerate(zip(outputs, workload))]
+    row = score(cfg, records)
+    save_records(records, out_dir / "requests.jsonl")
+    _save_steps(steps, out_dir / "steps.jsonl")
+    print_report([row], out_dir)
+    if cfg.plots:
+        _plot(cfg, engine, steps, records, out_dir)
+    return row
+
+
+def build_engine(cfg: ReplayConfig) -> LLMEngine:
+    e = cfg.engine
+    return LLMEngine(EngineConfig(
+        model=cfg.model.path, memory_budget_bytes=int(e.memory_budget_mb * MB), block_size=e.block_size,
+        max_num_seqs=e.max_num_seqs, max_num_batched_tokens=e.max_num_batched_tokens, max_model_len=e.max_model_len))
+
+
+def chat_frame(tokenizer: LlamaTokenizer, use_template: bool) -> tuple[str, str]:
+    """(prefix, suffix) the chat template puts around one user message."""
+    if not use_template or tokenizer.chat_template is None:
+        return "", ""
+    marker = "\x00MESSAGE\x00"
+    prefix, suffix = tokenizer.apply_chat_template([{"role": "user", "content": marker}]).split(marker)
+    return prefix, suffix
+
+
+def score(cfg: ReplayConfig, records: list[RequestRecord]) -> dict:
+    slo = SLO(ttft_ms=cfg.slo.ttft_ms, tpot_ms=cfg.slo.tpot_ms)
+    row = {"policy": cfg.policy.name, **latency_metrics(records, slo=slo)}
+    row.update(provenance_summary([r.token_quantized_layers for r in records]))
+    scored = [r for r in records if r.reference_answers]
+    if scored:
+        language = EVAL_SETS[cfg.dataset.name].language
+        row.update(quality_scores([r.output_text for r in scored], [r.reference_answers for r in scored], language))
+    return row
+
+
+def _random_token_range(engine: LLMEngine) -> range:
+    vocab = engine.model_config.vocab_size
+    return range(min(1000, vocab // 2), vocab)
+
+
+def _save_steps(steps: list[StepStats], path: Path) -> None:
+    with open(path, "w") as f:
+        for s in steps:
+            f.write(json.dumps(asdict(s)) + "\n")
+
+
+def _plot(cfg: ReplayConfig, engine: LLMEngine, steps: list[StepStats], records: list[RequestRecord], out_dir: Path) -> None:
+    name = cfg.policy.name
+    timeline = timeline_from_steps(steps, start_time=min(r.arrival_time for r in records))
+    kv = plot_kv_capacity({name: timeline}, engine.memory.num_kv_blocks, out_dir)
+    tpots = [r.tpot_s * 1e3 for r in records if r.tpot_s is not None]
+    files = [kv.png]
+    if tpots:
+        files.append(plot_tpot_cdf({name: tpots}, out_dir).png)
+    print("plots: " + ", ".join(str(f) for f in files))
