@@ -1,3 +1,7 @@
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")   # must precede the first triton import (kernel tests run on CPU)
+
 import pytest
 import torch
 
