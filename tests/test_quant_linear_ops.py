@@ -37,7 +37,8 @@ def force_path(monkeypatch, cls, path: str) -> None:
 @pytest.mark.parametrize("out_features,in_features,group_size", SHAPES)
 @pytest.mark.parametrize("num_tokens", [1, 3, 8, 33])
 @pytest.mark.parametrize("path,rtol", [("packed", PACKED_RTOL), ("float", FLOAT_RTOL)])
-def test_int4_linear_matches_dequantized_reference(monkeypatch, out_features, in_features, group_size, num_tokens, path, rtol):
+def test_int4_linear_matches_dequantized_reference(monkeypatch, out_features, in_features, group_size, num_tokens,
+                                                   path, rtol):
     force_path(monkeypatch, Int4Linear, path)
     op = Int4Linear.from_groups(quantize_groups(torch.randn(out_features, in_features), group_size))
     assert_matches_reference(op, torch.randn(num_tokens, in_features), rtol)

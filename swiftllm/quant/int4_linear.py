@@ -12,10 +12,9 @@ Two paths, chosen by the number of tokens M (see ``PACKED_KERNEL_MAX_TOKENS``):
   a kept full-precision copy would cancel the memory the variant frees.
 """
 import torch
-import torch.nn.functional as F
 
 from swiftllm.quant.groupwise import GroupQuantized, pad_columns
-from swiftllm.quant.int4pack_layout import pack_int4pack, unpack_int4pack
+from swiftllm.quant.int4pack_layout import pack_int4pack, unpack_int4pack, unpack_int4pack_k_major
 
 CODE_OFFSET = 8  # the CPU kernel reads codes as signed int4: code - 8
 
@@ -24,9 +23,10 @@ class Int4Linear:
     """y = x @ dequant(W).T with W int4 [out, in] in groups of ``group_size`` input columns."""
     __slots__ = ("weight", "scales_and_zeros", "in_features", "group_size")
 
-    # Up to this many tokens the packed bf16 kernel beats dequantize + float32 GEMM
-    # (benchmarks/bench_quant_linear.py on the 2-core dev CPU, SmolLM2 shapes).
-    PACKED_KERNEL_MAX_TOKENS = 8
+    # Up to this many tokens the packed bf16 kernel beats dequantize + float32 GEMM. Measured with
+    # benchmarks/bench_quant_linear.py (SmolLM2 shapes, group 128, 1 thread, shared 2-core dev CPU),
+    # ms per layer packed vs float: M=16 4.6 vs 7.6, M=32 9.4 vs 9.8, M=64 19.5 vs 13.6.
+    PACKED_KERNEL_MAX_TOKENS = 32
 
     def __init__(self, weight: torch.Tensor, scales_and_zeros: torch.Tensor, in_features: int, group_size: int):
         out_features, half_padded_in = weight.shape
@@ -71,7 +71,7 @@ class Int4Linear:
             out = torch.ops.aten._weight_int4pack_mm_for_cpu(
                 x_padded.to(torch.bfloat16), self.weight, self.group_size, self.scales_and_zeros)
             return out.to(x.dtype)
-        return F.linear(x_padded, self._dequantized_padded().to(x.dtype))
+        return x_padded @ self.dequantized_transposed().to(x.dtype)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"weight": self.weight, "scales_and_zeros": self.scales_and_zeros}
@@ -81,13 +81,14 @@ class Int4Linear:
 
     def dequantized_weight(self) -> torch.Tensor:
         """[out_features, in_features] float32: exactly what the float32 path multiplies with."""
-        return self._dequantized_padded()[:, :self.in_features]
+        return self.dequantized_transposed()[:self.in_features].t().contiguous()
 
-    def _dequantized_padded(self) -> torch.Tensor:
+    def dequantized_transposed(self) -> torch.Tensor:
+        """[padded_in, out] float32: the temporary the float32 path builds per call (K-major is the fastest order)."""
         num_groups = self.scales_and_zeros.shape[0]
-        codes = unpack_int4pack(self.weight).view(self.out_features, num_groups, self.group_size)  # [out, G, g]
-        params = self.scales_and_zeros.float()                                                      # [G, out, 2]
-        scales = params[..., 0].t().unsqueeze(-1)                                                   # [out, G, 1]
-        offsets = (params[..., 1].t() - CODE_OFFSET * params[..., 0].t()).unsqueeze(-1)             # [out, G, 1]
-        weight = codes.float().mul_(scales).add_(offsets)                                           # in place: one temporary
-        return weight.view(self.out_features, self.padded_in_features)
+        codes = unpack_int4pack_k_major(self.weight).view(num_groups, self.group_size, self.out_features)  # [G, g, out]
+        params = self.scales_and_zeros.float()                                                  # [G, out, 2]
+        scales = params[..., 0].unsqueeze(1).contiguous()                                       # [G, 1, out]
+        offsets = (params[..., 1] - CODE_OFFSET * params[..., 0]).unsqueeze(1)                  # [G, 1, out]
+        weight = codes.float().mul_(scales).add_(offsets)                                       # in place: one temporary
+        return weight.view(self.padded_in_features, self.out_features)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 ROW_MULTIPLE = 16  # torch's converter needs N divisible by 16
+WORD_BYTES = 8     # unpacking moves 8-byte words; every block holds a multiple of 8 bytes per k
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,15 @@ def pack_int4pack(codes: torch.Tensor) -> torch.Tensor:
 
 def unpack_int4pack(packed: torch.Tensor) -> torch.Tensor:
     """uint8 [N, K / 2] from ``pack_int4pack`` -> codes uint8 [N, K]."""
-    return _unpack_with(packed, cpu_int4pack_layout())
+    return unpack_int4pack_k_major(packed).t().contiguous()
+
+
+def unpack_int4pack_k_major(packed: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, K / 2] from ``pack_int4pack`` -> codes uint8 [K, N] (the transposed weight).
+
+    The fast direction: the kernel layout is already K-major inside each block of rows.
+    """
+    return _unpack_k_major(packed, cpu_int4pack_layout())
 
 
 @functools.cache
@@ -49,32 +58,37 @@ def cpu_int4pack_layout() -> Int4PackLayout:
     probe = torch.randint(0, 16, (2 * 64 + ROW_MULTIPLE, 8), dtype=torch.uint8, generator=generator)  # full + partial blocks
     packed = pack_int4pack(probe)
     for layout in CANDIDATE_LAYOUTS:
-        if torch.equal(_unpack_with(packed, layout), probe):
+        if torch.equal(_unpack_k_major(packed, layout), probe.t()):
             return layout
     raise RuntimeError("unrecognised layout of torch's CPU INT4 pack (aten._convert_weight_to_int4pack_for_cpu); "
                        f"torch {torch.__version__} packs differently from {CANDIDATE_LAYOUTS}")
 
 
-def _unpack_with(packed: torch.Tensor, layout: Int4PackLayout) -> torch.Tensor:
+def _unpack_k_major(packed: torch.Tensor, layout: Int4PackLayout) -> torch.Tensor:
     rows, half_cols = packed.shape
     cols = 2 * half_cols
+    if packed.storage_offset() % WORD_BYTES:
+        packed = packed.clone()                   # blocks are moved as int64 words: needs 8-byte alignment
     flat = packed.reshape(-1)
     num_full = rows // layout.block_n
     full_bytes = num_full * layout.block_n * half_cols
-    full = flat[:full_bytes].view(num_full, cols, layout.block_n // 2)              # [NB, K, block_n/2]
-    parts = [_block_rows(full, layout.split_halves)]
+    parts = []
+    if num_full:
+        parts.append(_k_major_codes(flat[:full_bytes], num_full, cols, layout.block_n, layout.split_halves))
     tail_rows = rows - num_full * layout.block_n
     if tail_rows:
-        tail = flat[full_bytes:].view(1, cols, tail_rows // 2)                          # [1, K, tail/2]
-        parts.append(_block_rows(tail, split_halves=False))
-    return torch.cat(parts)
+        parts.append(_k_major_codes(flat[full_bytes:], 1, cols, tail_rows, split_halves=False))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
-def _block_rows(blocks: torch.Tensor, split_halves: bool) -> torch.Tensor:
-    """[NB, K, B/2] bytes -> [NB * B, K] codes."""
-    low, high = blocks & 0xF, blocks >> 4
+def _k_major_codes(flat: torch.Tensor, num_blocks: int, cols: int, block_rows: int, split_halves: bool) -> torch.Tensor:
+    """Bytes of ``num_blocks`` blocks, each [K, block_rows / 2] -> codes [K, num_blocks * block_rows]."""
+    chunk = block_rows // 2                                                               # bytes per (block, k)
+    words = flat.view(torch.int64).view(num_blocks, cols, chunk // WORD_BYTES)            # [NB, K, chunk / 8]
+    k_major = words.transpose(0, 1).contiguous().view(torch.uint8).view(cols, num_blocks, chunk)  # [K, NB, chunk]
+    low, high = k_major & 0xF, k_major >> 4
     if split_halves:
-        rows = torch.cat([low, high], dim=-1)                                           # [NB, K, B]
+        codes = torch.cat([low, high], dim=-1)                                            # [K, NB, block_rows]
     else:
-        rows = torch.stack([low, high], dim=-1).flatten(-2)                            # [NB, K, B]
-    return rows.transpose(1, 2).reshape(-1, blocks.shape[1])
+        codes = torch.stack([low, high], dim=-1).flatten(-2)                              # [K, NB, block_rows]
+    return codes.view(cols, num_blocks * block_rows)

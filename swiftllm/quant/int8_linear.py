@@ -21,12 +21,14 @@ class Int8Linear:
     """y = x @ (codes * scales[:, None]).T; codes int8 [out, in], scales float32 [out]."""
     __slots__ = ("weight", "scales")
 
-    # Up to this many tokens the packed bf16 kernel beats convert + float32 GEMM
-    # (benchmarks/bench_quant_linear.py on the 2-core dev CPU, SmolLM2 shapes).
-    PACKED_KERNEL_MAX_TOKENS = 8
+    # Up to this many tokens the packed bf16 kernel beats convert + float32 GEMM. Measured with
+    # benchmarks/bench_quant_linear.py (SmolLM2 shapes, 1 thread, shared 2-core dev CPU),
+    # ms per layer packed vs float: M=1 0.62 vs 0.80, M=4 0.91 vs 2.03, M=8 2.66 vs 1.89.
+    PACKED_KERNEL_MAX_TOKENS = 4
 
     def __init__(self, weight: torch.Tensor, scales: torch.Tensor):
-        assert weight.dim() == 2 and weight.dtype == torch.int8, f"weight must be int8 [out, in], got {weight.dtype} {tuple(weight.shape)}"
+        assert weight.dim() == 2 and weight.dtype == torch.int8, (
+            f"weight must be int8 [out, in], got {weight.dtype} {tuple(weight.shape)}")
         assert scales.shape == (weight.shape[0],) and scales.dtype == torch.float32, "scales must be float32 [out]"
         assert weight.is_contiguous() and scales.is_contiguous(), "int8 state must be contiguous"
         self.weight = weight    # [out, in] int8
