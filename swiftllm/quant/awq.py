@@ -22,7 +22,7 @@ import logging
 import torch
 
 from swiftllm.quant.groupwise import DEFAULT_GROUP_SIZE, fake_quantize, pad_columns, padded_in_features, quantize_groups
-from swiftllm.quant.variants import int4_linear
+from swiftllm.quant.variants import build_int4_linear
 from swiftllm.worker.weight import LINEAR_NAMES, LayerWeights
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def quantize_layer_awq(layer: LayerWeights, calib: dict[str, torch.Tensor], grou
     quantized = {}
     for name in LINEAR_NAMES:
         clip_ratio = _clip_ratio(name, weights[name], inputs[name], group_size, v_rows, max_clip_tokens) if clip else None
-        quantized[name] = int4_linear(quantize_groups(weights[name], group_size, clip_ratio), device)
+        quantized[name] = build_int4_linear(quantize_groups(weights[name], group_size, clip_ratio), device)
     dtype = layer.attn_norm.dtype
     return LayerWeights(attn_norm=norms["attn_norm"].to(dtype), ffn_norm=norms["ffn_norm"].to(dtype), **quantized)
 
@@ -93,7 +93,8 @@ def quantize_layer_awq(layer: LayerWeights, calib: dict[str, torch.Tensor], grou
 def _scaled_linears(weights: dict[str, torch.Tensor]) -> list[str]:
     """o_proj can only be scaled when its input channels are exactly the v channels (no GQA)."""
     names = ["qkv_proj", "gate_up_proj", "down_proj"]
-    if _v_rows(weights).stop - _v_rows(weights).start == weights["o_proj"].shape[1]:
+    v_rows = _v_rows(weights)
+    if v_rows.stop - v_rows.start == weights["o_proj"].shape[1]:
         names.append("o_proj")
     return names
 

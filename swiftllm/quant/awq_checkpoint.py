@@ -13,7 +13,7 @@ from safetensors import safe_open
 from swiftllm.model_config import LlamaModelConfig
 from swiftllm.quant.awq_format import from_awq_gemm
 from swiftllm.quant.groupwise import check_group_size, concat_rows
-from swiftllm.quant.variants import int4_linear
+from swiftllm.quant.variants import build_int4_linear
 from swiftllm.worker.weight import LayerWeights
 from swiftllm.worker.weight_loader import _safetensors_files
 
@@ -40,7 +40,8 @@ def awq_group_size(path: str) -> int:
     return group_size
 
 
-def load_awq_layers(path: str, device: str | torch.device = "cpu", norm_dtype: torch.dtype = torch.float32) -> list[LayerWeights]:
+def load_awq_layers(path: str, device: str | torch.device = "cpu",
+                    norm_dtype: torch.dtype = torch.float32) -> list[LayerWeights]:
     """Every decoder layer of the checkpoint at ``path`` as an INT4 ``LayerWeights`` for ``device``."""
     cfg = LlamaModelConfig.from_hf_folder(path)
     group_size = awq_group_size(path)
@@ -55,7 +56,7 @@ def load_awq_layers(path: str, device: str | torch.device = "cpu", norm_dtype: t
         for op, modules in FUSED_MODULES.items():
             parts = [from_awq_gemm(get(f"{prefix}{m}.qweight"), get(f"{prefix}{m}.qzeros"), get(f"{prefix}{m}.scales"),
                                    group_size, in_features[op]) for m in modules]
-            ops[op] = int4_linear(concat_rows(parts), device)
+            ops[op] = build_int4_linear(concat_rows(parts), device)
         norms = {ours: get(f"{prefix}{theirs}.weight").to(device=device, dtype=norm_dtype)
                  for ours, theirs in NORM_MODULES.items()}
         return LayerWeights(**norms, **ops)

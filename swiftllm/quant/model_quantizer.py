@@ -18,7 +18,7 @@ from swiftllm.worker.model import causal_attend, decoder_layer
 from swiftllm.worker.weight import LayerWeights, ModelWeights
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def quantize_model(weights: ModelWeights, cfg: LlamaModelConfig, spec: VariantSpec,
                    calibration: list[torch.Tensor] | None = None, **awq_options) -> list[LayerWeights]:
     """All layers of ``weights`` as ``spec``'s variant.

@@ -9,7 +9,7 @@ from swiftllm.quant.awq_format import from_awq_gemm, to_awq_gemm
 from swiftllm.quant.awq_linear import AwqLinear
 from swiftllm.quant.int4_linear import Int4Linear
 from swiftllm.quant.int8_linear import Int8Linear
-from swiftllm.quant.variants import int4_linear
+from swiftllm.quant.variants import build_int4_linear
 from swiftllm.worker.layers.linear import DenseLinear, Linear
 
 
@@ -33,5 +33,5 @@ def linear_from_portable(meta: dict, tensors: dict[str, torch.Tensor], device: t
         return Int8Linear(tensors["weight"].to(device).contiguous(), tensors["scales"].to(device).contiguous())
     if kind == "int4":
         q = from_awq_gemm(tensors["qweight"], tensors["qzeros"], tensors["scales"], meta["group_size"], meta["in_features"])
-        return int4_linear(q, device)
+        return build_int4_linear(q, device)
     raise ValueError(f"unknown linear kind {kind!r} in a portable description")

@@ -24,7 +24,8 @@ def _awq_gemm_kernel(x_ptr, qweight_ptr, qzeros_ptr, scales_ptr, out_ptr, M, N, 
     for k_start in range(0, K, BLOCK_K):
         ks = k_start + tl.arange(0, BLOCK_K)                                               # [BK]
         x = tl.load(x_ptr + rows[:, None] * K + ks[None, :], mask=row_mask[:, None], other=0.0)          # [BM, BK]
-        packed = tl.load(qweight_ptr + ks[:, None] * (N // 8) + packed_cols[None, :], mask=col_mask[None, :], other=0)  # [BK, BN]
+        packed = tl.load(qweight_ptr + ks[:, None] * (N // 8) + packed_cols[None, :],
+                         mask=col_mask[None, :], other=0)                                           # [BK, BN]
         codes = (packed >> shifts[None, :]) & 0xF
         group = k_start // group_size
         zeros = (tl.load(qzeros_ptr + group * (N // 8) + packed_cols, mask=col_mask, other=0) >> shifts) & 0xF  # [BN]
@@ -42,7 +43,8 @@ def awq_gemm_triton(x: torch.Tensor, qweight: torch.Tensor, qzeros: torch.Tensor
     qweight: int32 [K, N / 8]; qzeros: int32 [K / group_size, N / 8]; scales: [K / group_size, N].
     """
     num_tokens, k = x.shape
-    assert qweight.dtype == torch.int32 and qweight.shape[0] == k, f"qweight must be int32 [{k}, N / 8], got {qweight.dtype} {tuple(qweight.shape)}"
+    assert qweight.dtype == torch.int32 and qweight.shape[0] == k, (
+        f"qweight must be int32 [{k}, N / 8], got {qweight.dtype} {tuple(qweight.shape)}")
     n = qweight.shape[1] * 8
     assert k % group_size == 0, f"K={k} must be a multiple of group_size={group_size}"
     assert qzeros.shape == (k // group_size, n // 8), f"qzeros must be [{k // group_size}, {n // 8}], got {tuple(qzeros.shape)}"

@@ -49,7 +49,8 @@ def save_variant(cache_dir: str, spec: VariantSpec, layers: list[LayerWeights], 
     linears, tensors = _portable_layers(layers)
     file_name = f"{spec.name}.safetensors"
     _atomic_save(tensors, os.path.join(cache_dir, file_name))
-    manifest = _read_manifest(cache_dir) if os.path.isfile(os.path.join(cache_dir, MANIFEST)) else _new_manifest(model_hash)
+    has_manifest = os.path.isfile(os.path.join(cache_dir, MANIFEST))
+    manifest = _read_manifest(cache_dir) if has_manifest else _new_manifest(model_hash)
     if manifest["model_hash"] != model_hash:
         raise VariantCacheError(f"{cache_dir} holds variants of another model ({manifest['model_hash'][:12]}...); "
                                 "use a separate cache folder per model")
@@ -63,7 +64,8 @@ def save_variant(cache_dir: str, spec: VariantSpec, layers: list[LayerWeights], 
     return os.path.join(cache_dir, file_name)
 
 
-def load_variant(cache_dir: str, spec: VariantSpec, model_hash: str, device: str | torch.device = "cpu") -> list[LayerWeights]:
+def load_variant(cache_dir: str, spec: VariantSpec, model_hash: str,
+                 device: str | torch.device = "cpu") -> list[LayerWeights]:
     """Read, verify and rebuild one variant for ``device`` (INT4 re-packed for this CPU or for CUDA)."""
     entry = _variant_entry(cache_dir, spec, model_hash)
     path = os.path.join(cache_dir, entry["file"])

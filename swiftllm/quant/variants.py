@@ -20,7 +20,7 @@ def map_linears(layer: LayerWeights, convert: Callable[[str, Linear], Linear]) -
     return dataclasses.replace(layer, **{name: convert(name, getattr(layer, name)) for name in LINEAR_NAMES})
 
 
-def int4_linear(q: GroupQuantized, device: torch.device) -> Linear:
+def build_int4_linear(q: GroupQuantized, device: torch.device) -> Linear:
     """The INT4 op for ``device``: torch's CPU INT4 kernel layout on CPU, AutoAWQ's layout on CUDA."""
     q = GroupQuantized(q.codes.to(device), q.scales.to(device), q.zeros.to(device), q.in_features, q.group_size)
     return AwqLinear.from_groups(q) if device.type == "cuda" else Int4Linear.from_groups(q)
@@ -31,7 +31,7 @@ def quantize_layer_rtn(layer: LayerWeights, bits: int = 4, group_size: int = DEF
     if bits != 4:
         raise ValueError(f"RTN variants are 4-bit group-wise, got bits={bits}; use quantize_layer_int8 for 8-bit")
     device = layer.attn_norm.device
-    return map_linears(layer, lambda _, op: int4_linear(quantize_groups(op.dequantized_weight(), group_size), device))
+    return map_linears(layer, lambda _, op: build_int4_linear(quantize_groups(op.dequantized_weight(), group_size), device))
 
 
 def quantize_layer_int8(layer: LayerWeights) -> LayerWeights:
