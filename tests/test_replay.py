@@ -49,7 +49,7 @@ def test_short_fp_replay_end_to_end(tiny_llama, tmp_path):
                     "trace.synthetic.request_rate=20", "trace.synthetic.prompt_len.low=8", "trace.synthetic.prompt_len.high=40",
                     "trace.synthetic.output_len.low=4", "trace.synthetic.output_len.high=12", f"output_dir={tmp_path}",
                     "engine.memory_budget_mb=8", "engine.max_model_len=256"])
-    row = run_replay(cfg)
+    row = run_replay(cfg).row
     assert row["completed"] == 6 and row["policy"] == "fp" and row["share_tokens_quantized"] == 0.0
     records = [json.loads(line) for line in open(tmp_path / "requests.jsonl")]
     assert len(records) == 6 and all(r["token_times"] for r in records)

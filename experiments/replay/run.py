@@ -1,7 +1,7 @@
 """One replay run: build the engine under a policy, replay the workload, score it, write records and plots."""
 import asyncio
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -23,8 +23,21 @@ from swiftllm.server.tokenization import LlamaTokenizer
 MB = 1 << 20
 
 
-def run_replay(cfg: ReplayConfig) -> dict:
-    """Replay ``cfg.trace`` on ``cfg.model`` under ``cfg.policy``; return the metrics row (also written to disk)."""
+@dataclass
+class ReplayResult:
+    row: dict                      # metrics with vLLM names (+ quality, provenance)
+    records: list[RequestRecord]   # per request, workload order
+    steps: list[StepStats]         # per engine step
+    fp_kv_blocks: int              # KV capacity the budget gives at full precision
+    start_time: float              # engine clock at the replay's start
+
+    @property
+    def timeline(self):
+        return timeline_from_steps(self.steps, start_time=self.start_time)
+
+
+def run_replay(cfg: ReplayConfig) -> ReplayResult:
+    """Replay ``cfg.trace`` on ``cfg.model`` under ``cfg.policy``; metrics, records and steps go to ``output_dir``."""
     torch.set_num_threads(cfg.hardware.num_threads)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -42,13 +55,14 @@ def run_replay(cfg: ReplayConfig) -> dict:
         online.shutdown()
     records = [RequestRecord.from_output(out, i, w.dataset_id, w.reference_answers)
                for i, (out, w) in enumerate(zip(outputs, workload))]
-    row = score(cfg, records)
+    result = ReplayResult(score(cfg, records), records, steps, engine.memory.num_kv_blocks,
+                          min(r.arrival_time for r in records))
     save_records(records, out_dir / "requests.jsonl")
     _save_steps(steps, out_dir / "steps.jsonl")
-    print_report([row], out_dir)
+    print_report([result.row], out_dir)
     if cfg.plots:
-        _plot(cfg, engine, steps, records, out_dir)
-    return row
+        _plot(cfg.policy.name, result, out_dir)
+    return result
 
 
 def build_engine(cfg: ReplayConfig) -> LLMEngine:
@@ -89,12 +103,12 @@ def _save_steps(steps: list[StepStats], path: Path) -> None:
             f.write(json.dumps(asdict(s)) + "\n")
 
 
-def _plot(cfg: ReplayConfig, engine: LLMEngine, steps: list[StepStats], records: list[RequestRecord], out_dir: Path) -> None:
-    name = cfg.policy.name
-    timeline = timeline_from_steps(steps, start_time=min(r.arrival_time for r in records))
-    kv = plot_kv_capacity({name: timeline}, engine.memory.num_kv_blocks, out_dir)
-    tpots = [r.tpot_s * 1e3 for r in records if r.tpot_s is not None]
-    files = [kv.png]
-    if tpots:
-        files.append(plot_tpot_cdf({name: tpots}, out_dir).png)
+def tpots_ms(records: list[RequestRecord]) -> list[float]:
+    return [r.tpot_s * 1e3 for r in records if r.tpot_s is not None]
+
+
+def _plot(policy: str, result: ReplayResult, out_dir: Path) -> None:
+    files = [plot_kv_capacity({policy: result.timeline}, result.fp_kv_blocks, out_dir).png]
+    if tpots_ms(result.records):
+        files.append(plot_tpot_cdf({policy: tpots_ms(result.records)}, out_dir).png)
     print("plots: " + ", ".join(str(f) for f in files))
