@@ -25,9 +25,9 @@ def decoder_layer(x: torch.Tensor, w: LayerWeights, cfg: LlamaModelConfig,
     """x: [T, hidden] -> [T, hidden]; cos, sin: [T, head_dim / 2] at the rows' positions."""
     num_rows = x.shape[0]
     qkv = w.qkv_proj(rmsnorm(x, w.attn_norm, cfg.rms_norm_eps))             # [T, (hq + 2 hkv) d]
-    q, k, v = qkv.split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
-    q = apply_rotary(q.view(num_rows, cfg.num_q_heads, cfg.head_dim), cos, sin)
-    k = apply_rotary(k.view(num_rows, cfg.num_kv_heads, cfg.head_dim), cos, sin)
+    qk, v = qkv.split([cfg.q_size + cfg.kv_size, cfg.kv_size], dim=-1)
+    qk = apply_rotary(qk.reshape(num_rows, cfg.num_q_heads + cfg.num_kv_heads, cfg.head_dim), cos, sin)
+    q, k = qk.split([cfg.num_q_heads, cfg.num_kv_heads], dim=1)                # [T, hq, d], [T, hkv, d]
     v = v.reshape(num_rows, cfg.num_kv_heads, cfg.head_dim)
     attn = attend(q, k, v).reshape(num_rows, cfg.q_size)                   # [T, hq d]
     h = x + w.o_proj(attn)

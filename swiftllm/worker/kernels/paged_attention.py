@@ -23,17 +23,12 @@ def paged_decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torc
     q: [S, num_q_heads, head_dim]; caches: [num_blocks, block_size, num_kv_heads, head_dim];
     slots, valid: [S, L] from ``context_slots`` -> out [S, num_q_heads, head_dim].
     """
-    num_seqs, num_q_heads, head_dim = q.shape
-    num_kv_heads = k_cache.shape[2]
-    group = num_q_heads // num_kv_heads
-    keys = k_cache.view(-1, num_kv_heads, head_dim)[slots]        # [S, L, kv, d]
-    values = v_cache.view(-1, num_kv_heads, head_dim)[slots]      # [S, L, kv, d]
-    qg = q.view(num_seqs, num_kv_heads, group, head_dim)          # [S, kv, g, d]
-    scores = torch.matmul(qg, keys.permute(0, 2, 3, 1)) * scale   # [S, kv, g, L]
-    scores.masked_fill_(~valid[:, None, None, :], float("-inf"))
-    probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-    out = torch.matmul(probs, values.transpose(1, 2))             # [S, kv, g, d]
-    return out.reshape(num_seqs, num_q_heads, head_dim)
+    num_kv_heads, head_dim = k_cache.shape[2:]
+    keys = k_cache.view(-1, num_kv_heads, head_dim)[slots].transpose(1, 2)      # [S, kv, L, d]
+    values = v_cache.view(-1, num_kv_heads, head_dim)[slots].transpose(1, 2)    # [S, kv, L, d]
+    out = F.scaled_dot_product_attention(q.unsqueeze(2), keys, values, attn_mask=valid[:, None, None, :],
+                                         scale=scale, enable_gqa=True)          # [S, hq, 1, d]
+    return out.squeeze(2)
 
 
 def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:

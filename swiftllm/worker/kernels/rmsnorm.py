@@ -1,8 +1,9 @@
 import torch
+import torch.nn.functional as F
 
 
 def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """x: [T, hidden], weight: [hidden] -> [T, hidden]; statistics in float32."""
-    x32 = x.float()
-    variance = x32.pow(2).mean(dim=-1, keepdim=True)
-    return (x32 * torch.rsqrt(variance + eps)).to(x.dtype) * weight
+    """x: [T, hidden], weight: [hidden] -> [T, hidden]; statistics in float32, as HF Llama computes them."""
+    if x.dtype == torch.float32:
+        return F.rms_norm(x, weight.shape, weight, eps)
+    return F.rms_norm(x.float(), weight.shape, None, eps).to(x.dtype) * weight

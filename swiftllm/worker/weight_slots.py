@@ -1,0 +1,105 @@
+"""Per-layer weight slots: each decoder layer's weights live in its own slot of a ``MemoryArena``.
+
+A slot is sized for the layer's full-precision form. Any variant of the layer (FP, INT8, INT4) is
+placed at the slot start: its tensors are copied there back to back (each ``SLOT_ALIGNMENT``-aligned)
+and the layer is rebuilt as views of those bytes (``LayerWeights.with_tensors``). The bytes after
+the variant, the slot's tail, can be released (CPU: pages returned to the OS; CUDA: unmapped) and
+committed again before a larger variant is copied in. Slots start on page boundaries, so releasing
+one slot's tail never touches another slot.
+
+This module moves bytes only; deciding when a copy is safe (nothing reads the slot) is the caller's job.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from swiftllm.worker.kv_cache import REGION_ALIGNMENT, round_up
+from swiftllm.worker.memory_arena import MemoryArena, copy_into
+from swiftllm.worker.weight import LayerWeights
+
+# Every tensor starts 64-byte aligned: cache-line aligned, and what Int8Linear's AVX512 kernel needs.
+SLOT_ALIGNMENT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TensorPlacement:
+    name: str
+    offset: int               # bytes from the slot start
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True, slots=True)
+class SlotLayout:
+    """Where each tensor of one layer variant lies in a slot; ``nbytes`` = end of the last tensor."""
+    placements: tuple[TensorPlacement, ...]
+    nbytes: int
+
+    @staticmethod
+    def of(layer: LayerWeights) -> "SlotLayout":
+        placements, offset = [], 0
+        for name, tensor in layer.tensors().items():
+            offset = round_up(offset, SLOT_ALIGNMENT)
+            placements.append(TensorPlacement(name, offset, tuple(tensor.shape), tensor.dtype))
+            offset += tensor.numel() * tensor.element_size()
+        return SlotLayout(tuple(placements), offset)
+
+
+class WeightSlots:
+    """One slot per decoder layer, sized (whole pages) for ``full_precision[i]``; all slots start committed."""
+
+    def __init__(self, full_precision: list[LayerWeights], device: str | torch.device):
+        sizes = [round_up(SlotLayout.of(layer).nbytes, REGION_ALIGNMENT) for layer in full_precision]
+        self.slot_bytes = sizes                                  # capacity of each slot
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        self.arena = MemoryArena(sum(sizes), device)
+        self.committed_bytes = [0] * len(sizes)                  # bytes backed by memory, from the slot start
+        for i, layer in enumerate(full_precision):
+            self.commit(i, SlotLayout.of(layer).nbytes)
+
+    @property
+    def num_slots(self) -> int:
+        return len(self.slot_bytes)
+
+    def views(self, i: int, variant: LayerWeights) -> LayerWeights:
+        """``variant`` (same op kinds, shapes, dtypes) rebuilt over the bytes of slot ``i``."""
+        layout = self._checked_layout(i, variant)
+        base = self.offsets[i]
+        tensors = {p.name: self.arena.view(base + p.offset, p.shape, p.dtype) for p in layout.placements}
+        return variant.with_tensors(tensors)
+
+    def copy_in(self, i: int, variant: LayerWeights) -> None:
+        """Copy every tensor of ``variant`` to its place in slot ``i`` (CPU: GIL released; CUDA: on the
+        current stream). Nothing may read the slot meanwhile."""
+        layout = self._checked_layout(i, variant)
+        if layout.nbytes > self.committed_bytes[i]:
+            raise RuntimeError(f"slot {i} has {self.committed_bytes[i]} committed bytes, the variant needs "
+                               f"{layout.nbytes}: commit first")
+        sources = variant.tensors()
+        for p in layout.placements:
+            destination = self.arena.view(self.offsets[i] + p.offset, p.shape, p.dtype)
+            copy_into(destination, sources[p.name].contiguous())
+
+    def commit(self, i: int, nbytes: int) -> None:
+        """Back the first ``nbytes`` of slot ``i`` with memory (kept contents)."""
+        self._check_size(i, nbytes)
+        self.arena.commit(self.offsets[i], nbytes)
+        self.committed_bytes[i] = max(self.committed_bytes[i], nbytes)
+
+    def release_tail(self, i: int, keep_bytes: int) -> int:
+        """Release slot ``i`` after its first ``keep_bytes``; returns the bytes the OS / device got back."""
+        self._check_size(i, keep_bytes)
+        released = self.arena.release(self.offsets[i] + keep_bytes, self.slot_bytes[i] - keep_bytes)
+        self.committed_bytes[i] = keep_bytes
+        return released
+
+    def _checked_layout(self, i: int, variant: LayerWeights) -> SlotLayout:
+        layout = SlotLayout.of(variant)
+        self._check_size(i, layout.nbytes)
+        return layout
+
+    def _check_size(self, i: int, nbytes: int) -> None:
+        if not 0 <= i < self.num_slots:
+            raise IndexError(f"slot {i} does not exist ({self.num_slots} slots)")
+        if not 0 <= nbytes <= self.slot_bytes[i]:
+            raise ValueError(f"{nbytes} bytes do not fit slot {i} of {self.slot_bytes[i]} bytes")
