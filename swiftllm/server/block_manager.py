@@ -1,5 +1,9 @@
 """Paged KV-cache block allocation (control plane). Blocks are handed out lowest id first, so a
-later capacity shrink has the fewest live blocks to move."""
+later capacity shrink has the fewest live blocks to move.
+
+The capacity is elastic (``grow`` / ``shrink``): block ids are always ``0 .. capacity - 1``. A shrink
+moves the live blocks at or above the new capacity into free blocks below it and rewrites their
+owners' block tables; the caller copies the KV data of the returned moves before the next step."""
 import heapq
 
 from swiftllm.server.structs import Request
@@ -52,6 +56,37 @@ class BlockManager:
             del self.owner[block]
             heapq.heappush(self.free_blocks, block)
         req.block_table = []
+
+    def grow(self, new_capacity: int) -> None:
+        """Add the free blocks ``capacity .. new_capacity - 1``."""
+        if new_capacity < self.capacity:
+            raise ValueError(f"grow needs new_capacity >= capacity ({self.capacity}), got {new_capacity}")
+        for block in range(self.capacity, new_capacity):
+            heapq.heappush(self.free_blocks, block)
+        self.capacity = new_capacity
+
+    def shrink(self, new_capacity: int) -> list[tuple[int, int]]:
+        """Drop the blocks ``new_capacity .. capacity - 1``; returns the (old, new) id of every live block moved.
+
+        Live blocks above the new capacity move into the lowest free blocks below it, and their owners'
+        block tables are remapped in place, so every table stays valid. Raises ``ValueError`` when the
+        live blocks do not fit in ``new_capacity`` (nothing is changed then)."""
+        if not 1 <= new_capacity <= self.capacity:
+            raise ValueError(f"shrink needs 1 <= new_capacity <= capacity ({self.capacity}), got {new_capacity}")
+        if self.num_used > new_capacity:
+            raise ValueError(f"cannot shrink to {new_capacity} blocks: {self.num_used} blocks are in use")
+        self.free_blocks = [block for block in self.free_blocks if block < new_capacity]
+        heapq.heapify(self.free_blocks)
+        moves = [(block, heapq.heappop(self.free_blocks)) for block in sorted(self.owner) if block >= new_capacity]
+        for old, new in moves:
+            self._move(old, new)
+        self.capacity = new_capacity
+        return moves
+
+    def _move(self, old: int, new: int) -> None:
+        req = self.owner.pop(old)
+        self.owner[new] = req
+        req.block_table[req.block_table.index(old)] = new
 
     def check_invariants(self, live: list[Request]) -> None:
         """allocated + free == capacity; every live block table points at blocks that request owns."""
