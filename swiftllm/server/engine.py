@@ -32,13 +32,15 @@ class LLMEngine:
         block_bytes = PagedKVCache.block_bytes(self.model_config, config.block_size, dtype)
         self.memory = plan_memory(self.model_config, config, weights.nbytes(), block_bytes, self.max_model_len)
         self.memory.log()
-        kv_cache = PagedKVCache(self.model_config, self.memory.num_kv_blocks, config.block_size, dtype, config.device)
+        kv_cache = PagedKVCache(self.model_config, self.memory.num_kv_blocks, config.block_size, dtype, config.device,
+                                max_blocks=self.memory.budget_bytes // block_bytes)   # room to grow within the budget
         self.block_manager = BlockManager(self.memory.num_kv_blocks, config.block_size, config.watermark)
         self.scheduler = Scheduler(SchedulerConfig(config.max_num_seqs, config.max_num_batched_tokens), self.block_manager)
         self.runner = ModelRunner(self.model_config, weights, kv_cache, self.max_model_len, config.seed)
         self.requests: dict[str, Request] = {}
         self.step_hooks: list[StepHook] = []
         self.num_quantized_layers = 0
+        self.precision_version = 0   # which layers are quantized: a version the morph runtime maps to precisions
         self.num_arrivals = 0    # since the last step boundary
         self.num_finished = 0
 
@@ -92,7 +94,7 @@ class LLMEngine:
 
     def _append_token(self, req: Request, token: int, now: float, ttfts: list, tpots: list) -> None:
         req.output_token_ids.append(token)
-        req.token_records.append(TokenRecord(now, self.num_quantized_layers))
+        req.token_records.append(TokenRecord(now, self.num_quantized_layers, self.precision_version))
         if len(req.output_token_ids) == 1:
             ttfts.append(now - req.arrival_time)
         reason = self._stop_reason(req, token)

@@ -16,9 +16,12 @@ class RequestStatus(enum.Enum):
 
 @dataclass(slots=True)
 class TokenRecord:
-    """When a token was produced and how many decoder layers were quantized at that moment."""
+    """When a token was produced and how many decoder layers were quantized at that moment.
+
+    ``precision_version`` names which layers: the morph runtime maps it to every layer's precision."""
     time: float
     num_quantized_layers: int
+    precision_version: int = 0
 
 
 @dataclass(eq=False)
@@ -77,6 +80,7 @@ class RequestOutput:
     token_quantized_layers: list[int]
     finish_time: float | None
     num_preemptions: int
+    token_precision_versions: list[int] = field(default_factory=list)
 
     @staticmethod
     def of(req: Request) -> "RequestOutput":
@@ -88,6 +92,7 @@ class RequestOutput:
             token_times=[r.time for r in req.token_records],
             token_quantized_layers=[r.num_quantized_layers for r in req.token_records],
             finish_time=req.finish_time, num_preemptions=req.num_preemptions,
+            token_precision_versions=[r.precision_version for r in req.token_records],
         )
 
 
