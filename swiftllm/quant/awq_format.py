@@ -13,7 +13,8 @@ from swiftllm.quant.groupwise import GroupQuantized
 
 AWQ_PACK_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 CODES_PER_INT32 = 8
-_NIBBLE_SHIFTS = torch.arange(0, 32, 4)  # int64; nibble i sits at bit 4i
+# bit offset of channel c (within its group of 8): 4 * (position of c in AWQ_PACK_ORDER)
+_CHANNEL_SHIFTS = tuple(4 * AWQ_PACK_ORDER.index(c) for c in range(CODES_PER_INT32))
 
 
 def pack_awq(codes: torch.Tensor) -> torch.Tensor:
@@ -21,19 +22,19 @@ def pack_awq(codes: torch.Tensor) -> torch.Tensor:
     rows, cols = codes.shape
     if cols % CODES_PER_INT32 != 0:
         raise ValueError(f"AWQ packing needs a multiple of {CODES_PER_INT32} columns, got {cols}")
-    grouped = codes.to(torch.int64).view(rows, cols // CODES_PER_INT32, CODES_PER_INT32)
-    nibbles = grouped[:, :, list(AWQ_PACK_ORDER)] << _NIBBLE_SHIFTS.to(codes.device)   # [rows, cols/8, 8]
-    unsigned = nibbles.sum(dim=-1)                                                      # [rows, cols/8] in [0, 2^32)
-    return torch.where(unsigned >= 1 << 31, unsigned - (1 << 32), unsigned).to(torch.int32)
+    grouped = codes.to(torch.int32).view(rows, cols // CODES_PER_INT32, CODES_PER_INT32)
+    packed = torch.zeros(rows, cols // CODES_PER_INT32, dtype=torch.int32, device=codes.device)
+    for channel, shift in enumerate(_CHANNEL_SHIFTS):
+        packed |= grouped[:, :, channel] << shift       # int32 shifts wrap: channel 7 fills the sign bit
+    return packed
 
 
 def unpack_awq(packed: torch.Tensor) -> torch.Tensor:
     """int32 [rows, cols / 8] -> codes uint8 [rows, cols] in natural channel order."""
     rows, packed_cols = packed.shape
-    nibbles = (packed.unsqueeze(-1) >> _NIBBLE_SHIFTS.to(packed.device)) & 0xF        # [rows, cols/8, 8]
-    natural = torch.empty_like(nibbles)
-    natural[:, :, list(AWQ_PACK_ORDER)] = nibbles
-    return natural.view(rows, packed_cols * CODES_PER_INT32).to(torch.uint8)
+    shifts = torch.tensor(_CHANNEL_SHIFTS, dtype=torch.int32, device=packed.device)
+    codes = (packed.unsqueeze(-1) >> shifts) & 0xF                                     # [rows, cols/8, 8]
+    return codes.to(torch.uint8).view(rows, packed_cols * CODES_PER_INT32)
 
 
 def to_awq_gemm(q: GroupQuantized) -> dict[str, torch.Tensor]:
