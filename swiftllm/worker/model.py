@@ -9,11 +9,8 @@ import torch
 
 from swiftllm.model_config import LlamaModelConfig
 from swiftllm.worker.infer_state import InferState
-from swiftllm.worker.kernels.kv_store import store_kv
-from swiftllm.worker.kernels.paged_attention import paged_decode_attention, prefill_attention
-from swiftllm.worker.kernels.rmsnorm import rmsnorm
-from swiftllm.worker.kernels.rotary import apply_rotary, rotary_cos_sin
-from swiftllm.worker.kernels.silu_and_mul import silu_and_mul
+from swiftllm.worker.kernels.ops import apply_rotary, decode_attention, prefill_attention, rmsnorm, silu_and_mul, store_kv
+from swiftllm.worker.kernels.rotary import rotary_cos_sin
 from swiftllm.worker.weight import LayerWeights, ModelWeights
 
 # attend(q [T, hq, d], k [T, hkv, d], v [T, hkv, d]) -> [T, hq, d]
@@ -92,9 +89,9 @@ class LlamaModel:
             out = torch.empty_like(q)
             for seq in state.prefills:
                 out[seq.start:seq.end] = self._prefill_seq(seq, q, k, v, k_cache, v_cache)
-            if state.decode_slots is not None:
+            if state.decode_seq_lens is not None:
                 rows = slice(state.num_prefill_rows, q.shape[0])
-                out[rows] = paged_decode_attention(q[rows], k_cache, v_cache, state.decode_slots, state.decode_valid, self.scale)
+                out[rows] = decode_attention(q[rows], k_cache, v_cache, state, self.scale)
             return out
         return attend
 

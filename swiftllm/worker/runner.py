@@ -46,23 +46,23 @@ class ModelRunner:
             positions.append(pos)
             slots.append(table[pos // bs] * bs + pos % bs)
             if n > 1:
-                context = None if start == 0 else _slots_of(table, start + n, bs)
+                context = None if start == 0 else _to(_slots_of(table, start + n, bs), self.device)
                 prefills.append(PrefillSeq(row, row + n, context))
             row += n
             if start + n == req.num_tokens:
                 logit_rows.append(row - 1)
                 sampled.append(req)
-        decode_slots = decode_valid = None
+        tables = lens = decode_slots = decode_valid = None
         if decode:
             tables = _padded_tables([r.block_table for r, _ in decode])
             lens = torch.tensor([r.num_computed + 1 for r, _ in decode])
-            decode_slots, decode_valid = context_slots(tables, lens, bs)
-        num_prefill_rows = sum(n for _, n in prefill)
+            if self.device.type == "cpu":
+                decode_slots, decode_valid = context_slots(tables, lens, bs)
         state = InferState(
-            positions=torch.cat(positions).to(self.device), slot_mapping=torch.cat(slots).to(self.device),
-            prefills=prefills, num_prefill_rows=num_prefill_rows,
-            decode_slots=None if decode_slots is None else decode_slots.to(self.device),
-            decode_valid=None if decode_valid is None else decode_valid.to(self.device),
+            positions=_to(torch.cat(positions), self.device), slot_mapping=_to(torch.cat(slots), self.device),
+            prefills=prefills, num_prefill_rows=sum(n for _, n in prefill),
+            decode_block_tables=_to(tables, self.device), decode_seq_lens=_to(lens, self.device),
+            decode_slots=decode_slots, decode_valid=decode_valid,
             logit_rows=torch.tensor(logit_rows, dtype=torch.int64, device=self.device),
         )
         return torch.tensor(ids, dtype=torch.int64, device=self.device), state, sampled
@@ -79,6 +79,10 @@ def _slots_of(table: torch.Tensor, num_tokens: int, block_size: int) -> torch.Te
     """Cache slots of positions [0, num_tokens) for one block table: [num_tokens]."""
     pos = torch.arange(num_tokens)
     return table[pos // block_size] * block_size + pos % block_size
+
+
+def _to(t: torch.Tensor | None, device) -> torch.Tensor | None:
+    return None if t is None else t.to(device, non_blocking=True)
 
 
 def _padded_tables(tables: list[list[int]]) -> torch.Tensor:

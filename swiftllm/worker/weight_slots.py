@@ -46,16 +46,17 @@ class SlotLayout:
 
 
 class WeightSlots:
-    """One slot per decoder layer, sized (whole pages) for ``full_precision[i]``; all slots start committed."""
+    """One slot per decoder layer, holding at most ``full_precision[i]``'s bytes; all slots start committed."""
 
     def __init__(self, full_precision: list[LayerWeights], device: str | torch.device):
-        sizes = [round_up(SlotLayout.of(layer).nbytes, REGION_ALIGNMENT) for layer in full_precision]
-        self.slot_bytes = sizes                                  # capacity of each slot
-        self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
-        self.arena = MemoryArena(sum(sizes), device)
-        self.committed_bytes = [0] * len(sizes)                  # bytes backed by memory, from the slot start
-        for i, layer in enumerate(full_precision):
-            self.commit(i, SlotLayout.of(layer).nbytes)
+        self.slot_bytes = [SlotLayout.of(layer).nbytes for layer in full_precision]   # what a slot may hold
+        strides = [round_up(nbytes, REGION_ALIGNMENT) for nbytes in self.slot_bytes]
+        self.offsets = [sum(strides[:i]) for i in range(len(strides))]
+        self._strides = strides
+        self.arena = MemoryArena(sum(strides), device)
+        self.committed_bytes = [0] * len(strides)               # bytes backed by memory, from the slot start
+        for i, nbytes in enumerate(self.slot_bytes):
+            self.commit(i, nbytes)
 
     @property
     def num_slots(self) -> int:
@@ -89,7 +90,7 @@ class WeightSlots:
     def release_tail(self, i: int, keep_bytes: int) -> int:
         """Release slot ``i`` after its first ``keep_bytes``; returns the bytes the OS / device got back."""
         self._check_size(i, keep_bytes)
-        released = self.arena.release(self.offsets[i] + keep_bytes, self.slot_bytes[i] - keep_bytes)
+        released = self.arena.release(self.offsets[i] + keep_bytes, self._strides[i] - keep_bytes)
         self.committed_bytes[i] = keep_bytes
         return released
 

@@ -1,0 +1,66 @@
+"""Device dispatch: torch ops on CPU, Triton kernels (and flash-attn prefill when installed) on CUDA.
+
+Triton is imported only when a CUDA tensor reaches a kernel, so CPU users never load it.
+"""
+import importlib.util
+from functools import cache
+
+import torch
+
+from swiftllm.worker.kernels import kv_store, paged_attention, rmsnorm as rmsnorm_torch, rotary, silu_and_mul as silu_torch
+
+
+@cache
+def _triton():
+    from swiftllm.worker.kernels import (
+        triton_kv_store, triton_paged_attention, triton_rmsnorm, triton_rotary, triton_silu_and_mul,
+    )
+    return triton_kv_store, triton_paged_attention, triton_rmsnorm, triton_rotary, triton_silu_and_mul
+
+
+@cache
+def _flash_attn_func():
+    if importlib.util.find_spec("flash_attn") is None:
+        return None
+    from flash_attn import flash_attn_func
+    return flash_attn_func
+
+
+def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    if x.is_cuda:
+        return _triton()[2].rmsnorm_triton(x.contiguous(), weight, eps)
+    return rmsnorm_torch.rmsnorm(x, weight, eps)
+
+
+def silu_and_mul(gate_up: torch.Tensor) -> torch.Tensor:
+    if gate_up.is_cuda:
+        return _triton()[4].silu_and_mul_triton(gate_up)
+    return silu_torch.silu_and_mul(gate_up)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    if x.is_cuda:
+        return _triton()[3].apply_rotary_triton(x, cos, sin)
+    return rotary.apply_rotary(x, cos, sin)
+
+
+def store_kv(k_cache, v_cache, k, v, slot_mapping) -> None:
+    if k.is_cuda:
+        return _triton()[0].store_kv_triton(k_cache, v_cache, k.contiguous(), v.contiguous(), slot_mapping)
+    return kv_store.store_kv(k_cache, v_cache, k, v, slot_mapping)
+
+
+def decode_attention(q, k_cache, v_cache, state, scale: float) -> torch.Tensor:
+    """q: [D, hq, d] for the decode rows of ``state`` -> [D, hq, d]."""
+    if q.is_cuda:
+        return _triton()[1].paged_decode_attention_triton(q.contiguous(), k_cache, v_cache, state.decode_block_tables,
+                                                          state.decode_seq_lens, scale)
+    return paged_attention.paged_decode_attention(q, k_cache, v_cache, state.decode_slots, state.decode_valid, scale)
+
+
+def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """Causal, the last Tq of Tk positions: q [Tq, hq, d], k, v [Tk, hkv, d] -> [Tq, hq, d]."""
+    flash = _flash_attn_func() if q.is_cuda else None
+    if flash is not None:   # causal masks align bottom-right, which is the cached-prefix case
+        return flash(q[None], k[None], v[None], softmax_scale=scale, causal=True)[0]
+    return paged_attention.prefill_attention(q, k, v, scale)
