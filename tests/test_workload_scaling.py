@@ -64,3 +64,11 @@ def test_shape_trace_applies_window_before_the_stretch():
 def test_bad_shaping_values_fail_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TraceShaping(**kwargs)
+
+
+def test_keep_every_thins_the_window_and_keeps_its_span():
+    trace = [TraceRequest(float(i), 10, 5) for i in range(12)]
+    thinned = shape_trace(trace, TraceShaping(keep_every=3))
+    assert [r.arrival_s for r in thinned] == [0.0, 3.0, 6.0, 9.0]
+    with pytest.raises(ValueError, match="keep_every"):
+        TraceShaping(keep_every=0)

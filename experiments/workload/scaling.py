@@ -28,6 +28,7 @@ class TraceShaping:
     min_prompt_len: int = 1
     min_output_len: int = 1
     max_requests: int | None = None
+    keep_every: int = 1          # thinning: keep every k-th request of the window (rate / k, burst shape kept)
 
     def __post_init__(self):
         _check(self.start_s >= 0, f"start_s must be >= 0, got {self.start_s}")
@@ -46,11 +47,12 @@ class TraceShaping:
                f"({self.min_prompt_len} + {self.min_output_len})")
         _check(self.max_requests is None or self.max_requests >= 1,
                f"max_requests must be >= 1, got {self.max_requests}")
+        _check(self.keep_every >= 1, f"keep_every must be >= 1, got {self.keep_every}")
 
 
 def shape_trace(requests: list[TraceRequest], shaping: TraceShaping) -> list[TraceRequest]:
-    """Window -> time stretch -> length scale/override -> clip to context -> request limit."""
-    shaped = select_window(requests, shaping.start_s, shaping.duration_s)
+    """Window -> thinning -> time stretch -> length scale/override -> clip to context -> request limit."""
+    shaped = select_window(requests, shaping.start_s, shaping.duration_s)[::shaping.keep_every]
     shaped = stretch_time(shaped, shaping.time_scale)
     shaped = scale_lengths(shaped, shaping.prompt_len_scale, shaping.output_len_scale)
     shaped = override_lengths(shaped, shaping.fixed_prompt_len, shaping.fixed_output_len)
