@@ -1,0 +1,125 @@
+"""Host store of every decoder layer in every precision: the source of all swap copies.
+
+Prepared once at start: the full-precision masters are the loaded layers themselves (never written
+to afterwards), the quantized variants come from the variant cache when it holds them and are
+quantized (and then cached) otherwise. Every (layer, precision) gets a CRC-32 of its bytes; a swap
+verifies it before copying, so a variant corrupted in memory is refused instead of served. On CUDA
+the store lives in pinned host memory, so copies to the device run asynchronously.
+"""
+import logging
+import zlib
+from collections.abc import Sequence
+
+import torch
+
+from morph.plan import Precision
+from swiftllm.model_config import LlamaModelConfig
+from swiftllm.quant.model_quantizer import quantize_model
+from swiftllm.quant.spec import VariantSpec
+from swiftllm.quant.variant_cache import (VariantCacheError, has_variant, load_variant, model_fingerprint,
+                                          save_variant)
+from swiftllm.worker.weight import LayerWeights, ModelWeights
+
+logger = logging.getLogger(__name__)
+
+
+class CorruptVariantError(RuntimeError):
+    """A stored variant no longer matches the checksum taken when it was prepared."""
+
+
+def variant_spec(precision: Precision, int4_spec: VariantSpec) -> VariantSpec:
+    """The quantization recipe behind a quantized precision."""
+    if precision == Precision.INT8:
+        return VariantSpec("int8")
+    if precision == Precision.INT4:
+        if int4_spec.bits != 4:
+            raise ValueError(f"the INT4 variant needs a 4-bit method (rtn or awq), got {int4_spec.name!r}")
+        return int4_spec
+    raise ValueError(f"{precision.value} is not a quantized precision")
+
+
+def checksum(layer: LayerWeights) -> int:
+    """CRC-32 over the bytes of every tensor of ``layer`` (in ``tensors()`` order)."""
+    crc = 0
+    for tensor in layer.tensors().values():
+        crc = zlib.crc32(_host_bytes(tensor), crc)
+    return crc
+
+
+class LayerStore:
+    """``layer(i, precision)``: layer ``i``'s variant in host memory, with its checksum."""
+
+    def __init__(self, variants: dict[Precision, list[LayerWeights]], device: str | torch.device = "cpu"):
+        if Precision.FP not in variants:
+            raise ValueError("the layer store needs the full-precision layers (the masters restores copy from)")
+        counts = {len(layers) for layers in variants.values()}
+        if len(counts) != 1:
+            raise ValueError(f"every precision needs one variant per layer, got {({p.value: len(v) for p, v in variants.items()})}")
+        pinned = torch.device(device).type == "cuda"
+        self._variants = {p: [_to_host(layer, pinned) for layer in layers] for p, layers in variants.items()}
+        self._checksums = {p: [checksum(layer) for layer in layers] for p, layers in self._variants.items()}
+
+    @staticmethod
+    def prepare(weights: ModelWeights, cfg: LlamaModelConfig, precisions: Sequence[Precision], int4_spec: VariantSpec,
+                cache_dir: str | None = None, calibration: list[torch.Tensor] | None = None,
+                device: str | torch.device = "cpu") -> "LayerStore":
+        """Every layer of ``weights`` in each of ``precisions`` (FP always included).
+
+        Quantized variants are read from ``cache_dir`` when it holds them for this model, else quantized
+        (AWQ needs ``calibration`` token sequences) and written there. A cached variant that fails its
+        checksums is refused with a warning and quantized again.
+        """
+        model_hash = model_fingerprint(weights) if cache_dir else ""
+        variants = {Precision.FP: list(weights.layers)}
+        for precision in precisions:
+            if precision != Precision.FP:
+                spec = variant_spec(precision, int4_spec)
+                variants[precision] = _cached_or_quantized(weights, cfg, spec, cache_dir, model_hash, calibration, device)
+        return LayerStore(variants, device)
+
+    @property
+    def precisions(self) -> tuple[Precision, ...]:
+        return tuple(p for p in Precision if p in self._variants)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self._variants[Precision.FP])
+
+    def layer(self, i: int, precision: Precision) -> LayerWeights:
+        self._check(i, precision)
+        return self._variants[precision][i]
+
+    def verify(self, i: int, precision: Precision) -> None:
+        """Raise ``CorruptVariantError`` unless the variant's bytes still match its checksum."""
+        if checksum(self.layer(i, precision)) != self._checksums[precision][i]:
+            raise CorruptVariantError(f"layer {i} {precision.value} variant fails its checksum (memory corrupted); refused")
+
+    def _check(self, i: int, precision: Precision) -> None:
+        if precision not in self._variants:
+            raise KeyError(f"the layer store holds no {precision.value} variants (has {[p.value for p in self.precisions]})")
+        if not 0 <= i < self.num_layers:
+            raise IndexError(f"layer {i} does not exist ({self.num_layers} layers)")
+
+
+def _cached_or_quantized(weights: ModelWeights, cfg: LlamaModelConfig, spec: VariantSpec, cache_dir: str | None,
+                         model_hash: str, calibration: list[torch.Tensor] | None, device) -> list[LayerWeights]:
+    if cache_dir and has_variant(cache_dir, spec, model_hash):
+        try:
+            return load_variant(cache_dir, spec, model_hash, device)
+        except VariantCacheError as error:
+            logger.warning("refusing cached variant %s: %s; quantizing it again", spec.name, error)
+    layers = quantize_model(weights, cfg, spec, calibration)
+    if cache_dir:
+        save_variant(cache_dir, spec, layers, model_hash, metadata={"source": "morph layer store"})
+    return layers
+
+
+def _to_host(layer: LayerWeights, pinned: bool) -> LayerWeights:
+    """The layer over host memory: pinned copies for CUDA, the layer itself on CPU."""
+    if not pinned:
+        return layer
+    return layer.with_tensors({name: t.detach().cpu().pin_memory() for name, t in layer.tensors().items()})
+
+
+def _host_bytes(tensor: torch.Tensor) -> memoryview:
+    return memoryview(tensor.detach().contiguous().view(-1).view(torch.uint8).numpy())

@@ -1,0 +1,211 @@
+"""LayerSwapper: moves decoder layers between precisions in place, between two decode steps.
+
+Every layer lives in a weight slot sized for full precision (``WeightSlots``); ``weights.layers[i]``
+is a set of views into it, so nothing else in the model is remapped by a swap. A swap of layer ``i``
+to ``target`` goes through these phases, each entered at a step boundary (``begin`` / ``poll``):
+
+1. **verify** (``begin``): the slot is committed up to the target's size if that is larger (the
+   caller has made room in the budget first) and the target's checksum is verified on the background
+   thread. The layer keeps running from its slot.
+2. **copy**: the layer switches to the copier's *interim* form of the target (on CPU the host-store
+   variant itself), so nothing reads the slot any more, and the target is copied into the slot start
+   in the background. The layer's precision changes here.
+3. **settle**: the layer switches to views of the slot and the slot's tail after the target is
+   released (its bytes count as freed from then on).
+
+A variant that fails its checksum is *refused* in phase 1: the slot was never written and the layer
+stays as it was. A copy that fails in phase 2 is *rolled back*: the layer returns to the interim
+form of its previous precision, which is copied back into the slot (on CPU, where the copy runs on a
+thread; a CUDA copy that fails to enqueue raises, as the device context is unusable then). Swaps
+never touch the KV cache or any request state.
+"""
+import logging
+from dataclasses import dataclass
+
+from morph.layer_store import LayerStore
+from morph.plan import Precision
+from morph.swap_copy import SwapCopier, Ticket, make_swap_copier
+from swiftllm.worker.weight import ModelWeights
+from swiftllm.worker.weight_slots import SlotLayout, WeightSlots
+
+logger = logging.getLogger(__name__)
+
+DONE, REFUSED, ROLLED_BACK = "done", "refused", "rolled_back"
+
+
+@dataclass(frozen=True, slots=True)
+class SwapOutcome:
+    """How one layer's swap ended. ``precision`` is the layer's precision afterwards."""
+    layer: int
+    source: Precision
+    target: Precision
+    status: str                  # DONE | REFUSED | ROLLED_BACK
+    bytes_copied: int
+    verify_seconds: float
+    copy_seconds: float
+    error: str | None = None
+
+    @property
+    def precision(self) -> Precision:
+        return self.target if self.status == DONE else self.source
+
+
+@dataclass(slots=True)
+class _Swap:
+    layer: int
+    source: Precision
+    target: Precision
+    ticket: Ticket
+    phase: str = "verify"                  # verify | copy | rollback
+    verify_seconds: float = 0.0
+    bytes_copied: int = 0
+    failure: BaseException | None = None   # the copy error being rolled back
+
+
+class LayerSwapper:
+    """Swaps the layers of ``weights`` among the precisions held by ``store``."""
+
+    def __init__(self, weights: ModelWeights, store: LayerStore, slots: WeightSlots, copier: SwapCopier):
+        if store.num_layers != len(weights.layers) or slots.num_slots != len(weights.layers):
+            raise ValueError(f"{len(weights.layers)} layers, but the store has {store.num_layers} "
+                             f"and the slots {slots.num_slots}")
+        self.weights = weights
+        self.store = store
+        self.slots = slots
+        self.copier = copier
+        self.precisions = [Precision.FP] * store.num_layers
+        self.version = 0                       # bumped whenever a layer's precision changes
+        self._fp_bytes = [self.variant_bytes(i, Precision.FP) for i in range(store.num_layers)]
+        self.reserved_bytes = list(self._fp_bytes)   # slot bytes each layer holds in the budget
+        self._swaps: dict[int, _Swap] = {}
+        for i in range(store.num_layers):
+            slots.copy_in(i, store.layer(i, Precision.FP))
+            weights.layers[i] = slots.views(i, store.layer(i, Precision.FP))
+
+    @staticmethod
+    def into_slots(weights: ModelWeights, store: LayerStore) -> "LayerSwapper":
+        """Move the full-precision layers of ``weights`` into fresh slots on their device."""
+        device = weights.embed_tokens.device
+        slots = WeightSlots([store.layer(i, Precision.FP) for i in range(store.num_layers)], device)
+        return LayerSwapper(weights, store, slots, make_swap_copier(slots))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.precisions)
+
+    @property
+    def in_flight(self) -> bool:
+        return bool(self._swaps)
+
+    def is_swapping(self, i: int) -> bool:
+        return i in self._swaps
+
+    def variant_bytes(self, i: int, precision: Precision) -> int:
+        """Slot bytes layer ``i`` needs at ``precision``."""
+        return SlotLayout.of(self.store.layer(i, precision)).nbytes
+
+    def freed_bytes(self) -> int:
+        """Bytes of full-precision slots not held by any layer now (the KV pool's credit)."""
+        return sum(fp - held for fp, held in zip(self._fp_bytes, self.reserved_bytes))
+
+    def extra_bytes_for(self, i: int, target: Precision) -> int:
+        """Bytes ``begin(i, target)`` will take from the budget (0 when the target is not larger)."""
+        return max(0, self.variant_bytes(i, target) - self.reserved_bytes[i])
+
+    def begin(self, i: int, target: Precision) -> None:
+        """Start swapping layer ``i`` to ``target`` (phase 1). Call between two steps, after making room for
+        ``extra_bytes_for(i, target)`` bytes."""
+        if i in self._swaps:
+            raise RuntimeError(f"layer {i} is already being swapped")
+        source = self.precisions[i]
+        if target == source:
+            raise ValueError(f"layer {i} is already at {target.value}")
+        needed = self.variant_bytes(i, target)
+        if needed > self.reserved_bytes[i]:
+            self.slots.commit(i, needed)
+            self.reserved_bytes[i] = needed
+        ticket = self.copier.run(lambda: self.store.verify(i, target))
+        self._swaps[i] = _Swap(i, source, target, ticket)
+
+    def poll(self) -> list[SwapOutcome]:
+        """Advance every swap whose background work finished; return the swaps that ended."""
+        ended = []
+        for swap in list(self._swaps.values()):
+            outcome = self._advance(swap)
+            if outcome is not None:
+                del self._swaps[swap.layer]
+                ended.append(outcome)
+        return ended
+
+    def wait_for_work(self) -> None:
+        """Block until the background work of every swap's current phase has finished (``poll`` advances them)."""
+        for swap in list(self._swaps.values()):
+            swap.ticket.wait()
+
+    def close(self) -> None:
+        """Stop the background thread; swaps still in flight must have been polled to their end first."""
+        if self._swaps:
+            raise RuntimeError(f"layers {sorted(self._swaps)} are still being swapped")
+        self.copier.close()
+
+    def _advance(self, swap: _Swap) -> SwapOutcome | None:
+        """Move ``swap`` through as many phases as its finished work allows."""
+        while swap.ticket.done():
+            error = swap.ticket.error()
+            if swap.phase == "verify":
+                if error is not None:
+                    return self._refuse(swap, error)
+                swap.verify_seconds = swap.ticket.seconds()
+                self._start_copy(swap, swap.target, "copy")
+            elif swap.phase == "copy" and error is not None:
+                logger.error("copy of layer %d to %s failed, rolling back: %s", swap.layer, swap.target.value, error)
+                swap.failure = error
+                self._start_copy(swap, swap.source, "rollback")
+            else:
+                return self._settle(swap, error)
+        return None
+
+    def _start_copy(self, swap: _Swap, precision: Precision, phase: str) -> None:
+        """Run layer ``swap.layer`` on the interim form of ``precision`` while it is copied into the slot."""
+        i, variant = swap.layer, self.store.layer(swap.layer, precision)
+        swap.phase = phase
+        swap.bytes_copied += self.variant_bytes(i, precision)
+        swap.ticket = self.copier.copy(i, variant)
+        self.weights.layers[i] = self.copier.interim(i, variant, swap.ticket)
+        self._set_precision(i, precision)
+
+    def _refuse(self, swap: _Swap, error: BaseException) -> SwapOutcome:
+        logger.warning("swap of layer %d to %s refused: %s", swap.layer, swap.target.value, error)
+        self._hold(swap.layer, swap.source)
+        return self._outcome(swap, REFUSED, 0.0, str(error))
+
+    def _settle(self, swap: _Swap, error: BaseException | None) -> SwapOutcome:
+        """The copy of phase ``swap.phase`` ended: the layer runs from its slot again (unless the rollback
+        copy failed too: then it stays on its interim form, at its previous precision)."""
+        final = swap.target if swap.phase == "copy" else swap.source
+        if error is None:
+            self.weights.layers[swap.layer] = self.slots.views(swap.layer, self.store.layer(swap.layer, final))
+            self._hold(swap.layer, final)
+        else:
+            logger.error("rollback copy of layer %d failed too; it keeps running from the host store: %s",
+                         swap.layer, error)
+        copy_seconds = swap.ticket.seconds() if error is None else 0.0
+        if swap.phase == "copy":
+            return self._outcome(swap, DONE, copy_seconds, None)
+        return self._outcome(swap, ROLLED_BACK, copy_seconds, str(swap.failure))
+
+    def _hold(self, i: int, precision: Precision) -> None:
+        """Layer ``i`` keeps only ``precision``'s bytes of its slot; the tail goes back to the OS / device."""
+        self.reserved_bytes[i] = self.variant_bytes(i, precision)
+        if self.slots.committed_bytes[i] > self.reserved_bytes[i]:
+            self.slots.release_tail(i, self.reserved_bytes[i])
+
+    def _set_precision(self, i: int, precision: Precision) -> None:
+        if self.precisions[i] != precision:
+            self.precisions[i] = precision
+            self.version += 1
+
+    @staticmethod
+    def _outcome(swap: _Swap, status: str, copy_seconds: float, error: str | None) -> SwapOutcome:
+        return SwapOutcome(swap.layer, swap.source, swap.target, status, swap.bytes_copied, swap.verify_seconds,
+                           copy_seconds, error)

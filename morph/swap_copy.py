@@ -1,0 +1,173 @@
+"""How a swap's bytes move off the step loop, per device, and what the layer runs on meanwhile.
+
+A swap copies a host-store variant into the layer's weight slot. While the copy runs, the slot must
+not be read as the layer's weights, so the layer runs on an *interim* form of the same variant:
+
+- CPU: one background thread copies (``copy_into`` releases the GIL, so the step loop keeps
+  computing). The interim layer is the host-store variant itself: host memory is what the CPU
+  computes from anyway, so the layer already runs at its new precision, at full speed, and switches
+  to the slot views at the first step boundary after the copy finished.
+- CUDA: the copy is enqueued on a dedicated stream (after the work already on the compute stream,
+  which may still read the slot) and an event is recorded. The interim layer is the slot views with
+  its first GEMM wrapped so that the compute stream waits for the event right there: only that layer
+  waits, and only if the copy has not finished. Its first norm, read before that GEMM, is a small
+  device copy from the host store.
+
+Both return a ``Ticket`` the swapper polls at step boundaries. Verification jobs (checksums) run on
+the same background thread on both devices.
+"""
+import dataclasses
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
+
+import torch
+
+from swiftllm.worker.layers.linear import Linear
+from swiftllm.worker.weight import LayerWeights
+from swiftllm.worker.weight_slots import WeightSlots
+
+
+class Ticket(Protocol):
+    def done(self) -> bool:
+        """Whether the job finished (successfully or not)."""
+
+    def error(self) -> BaseException | None:
+        """The job's exception once ``done()``; ``None`` on success."""
+
+    def wait(self) -> None:
+        """Block until ``done()``."""
+
+    def seconds(self) -> float:
+        """How long the job itself ran, once ``done()`` without error."""
+
+
+class FutureTicket:
+    """A job on the background thread; its result is the job's own duration."""
+
+    def __init__(self, future: Future):
+        self._future = future
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def error(self) -> BaseException | None:
+        return self._future.exception()
+
+    def wait(self) -> None:
+        self._future.exception()
+
+    def seconds(self) -> float:
+        return self._future.result()
+
+
+class EventTicket:
+    """Copies enqueued on a CUDA stream between the events ``start`` and ``event``."""
+
+    def __init__(self, start: "torch.cuda.Event", event: "torch.cuda.Event"):
+        self.start = start
+        self.event = event
+
+    def done(self) -> bool:
+        return self.event.query()
+
+    def error(self) -> BaseException | None:
+        return None
+
+    def wait(self) -> None:
+        self.event.synchronize()
+
+    def seconds(self) -> float:
+        return self.start.elapsed_time(self.event) / 1e3
+
+
+class SwapCopier:
+    """Base: the background thread for verification jobs; subclasses copy variants into slots."""
+
+    def __init__(self, slots: WeightSlots):
+        self.slots = slots
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="morph-swap")
+
+    def run(self, job: Callable[[], None]) -> Ticket:
+        """Run ``job`` on the background thread."""
+        return FutureTicket(self._executor.submit(_timed, job))
+
+    def copy(self, i: int, variant: LayerWeights) -> Ticket:
+        """Start copying ``variant`` into slot ``i``; may raise if the copy cannot even start."""
+        raise NotImplementedError
+
+    def interim(self, i: int, variant: LayerWeights, ticket: Ticket) -> LayerWeights:
+        """What layer ``i`` runs on at ``variant``'s precision until ``ticket`` is done."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class CpuSwapCopier(SwapCopier):
+    def copy(self, i: int, variant: LayerWeights) -> Ticket:
+        return self.run(lambda: self.slots.copy_in(i, variant))
+
+    def interim(self, i: int, variant: LayerWeights, ticket: Ticket) -> LayerWeights:
+        return variant
+
+
+class CudaSwapCopier(SwapCopier):
+    def __init__(self, slots: WeightSlots):
+        super().__init__(slots)
+        self.stream = torch.cuda.Stream(device=slots.arena.device)
+
+    def copy(self, i: int, variant: LayerWeights) -> Ticket:
+        """Enqueue the copy behind the compute stream's pending work (call it from the step loop)."""
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(self.stream):
+            self.stream.wait_stream(torch.cuda.current_stream(self.slots.arena.device))
+            start.record(self.stream)
+            self.slots.copy_in(i, variant)
+            end.record(self.stream)
+        return EventTicket(start, end)
+
+    def interim(self, i: int, variant: LayerWeights, ticket: EventTicket) -> LayerWeights:
+        views = self.slots.views(i, variant)
+        return dataclasses.replace(
+            views, attn_norm=variant.attn_norm.to(views.ffn_norm.device, non_blocking=True),
+            qkv_proj=EventAwaitingLinear(views.qkv_proj, ticket.event))
+
+
+class EventAwaitingLinear:
+    """``inner`` whose call first makes the compute stream wait for a swap copy (CUDA interim layers)."""
+    __slots__ = ("inner", "event")
+
+    def __init__(self, inner: Linear, event: "torch.cuda.Event"):
+        self.inner = inner
+        self.event = event
+
+    @property
+    def in_features(self) -> int:
+        return self.inner.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.inner.out_features
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        torch.cuda.current_stream(x.device).wait_event(self.event)
+        return self.inner(x)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return self.inner.tensors()
+
+    def with_tensors(self, tensors: dict[str, torch.Tensor]) -> Linear:
+        return self.inner.with_tensors(tensors)
+
+
+def _timed(job: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    job()
+    return time.perf_counter() - start
+
+
+def make_swap_copier(slots: WeightSlots) -> SwapCopier:
+    device = slots.arena.device
+    return CudaSwapCopier(slots) if device.type == "cuda" else CpuSwapCopier(slots)

@@ -1,0 +1,243 @@
+"""Weight slots, the layer store and the LayerSwapper: in-place swaps, released tails, refusals and rollbacks."""
+import logging
+import threading
+
+import pytest
+import torch
+
+from morph.layer_store import CorruptVariantError, LayerStore, checksum
+from morph.layer_swapper import DONE, REFUSED, ROLLED_BACK, LayerSwapper
+from morph.plan import Precision
+from morph.swap_copy import CpuSwapCopier
+from swiftllm.quant.model_quantizer import quantize_model
+from swiftllm.quant.spec import VariantSpec
+from swiftllm.quant.variants import quantize_layer_rtn
+from swiftllm.quant.variant_cache import load_variant, model_fingerprint
+from swiftllm.worker.weight import dense_layer
+from swiftllm.worker.weight_loader import load_model
+from swiftllm.worker.weight_slots import SLOT_ALIGNMENT, SlotLayout, WeightSlots
+from tests.test_memory_arena import rss_bytes
+
+FP, INT8, INT4 = Precision.FP, Precision.INT8, Precision.INT4
+RTN = VariantSpec("rtn")
+
+
+@pytest.fixture(scope="module")
+def tiny_variants(tiny_llama):
+    cfg, weights = load_model(tiny_llama)
+    return {INT8: quantize_model(weights, cfg, VariantSpec("int8")), INT4: quantize_model(weights, cfg, RTN)}
+
+
+@pytest.fixture
+def model(tiny_llama, tiny_variants):
+    """(weights, store, originals): a fresh tiny model, its store, and clones of its FP tensors."""
+    cfg, weights = load_model(tiny_llama)
+    originals = [_clone(layer).tensors() for layer in weights.layers]
+    variants = {p: [_clone(layer) for layer in layers] for p, layers in tiny_variants.items()}
+    store = LayerStore({FP: list(weights.layers), **variants})
+    return weights, store, originals
+
+
+def _clone(layer):
+    return layer.with_tensors({k: t.clone() for k, t in layer.tensors().items()})
+
+
+def _layer_tensors_equal(layer, expected: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(t, expected[k]) for k, t in layer.tensors().items())
+
+
+def _in_slot(layer, slots: WeightSlots, i: int) -> bool:
+    base = slots.arena.view(slots.offsets[i], (1,), torch.uint8).data_ptr()
+    return all(base <= t.data_ptr() < base + slots.slot_bytes[i] for t in layer.tensors().values())
+
+
+def _settle(swapper: LayerSwapper):
+    outcomes = []
+    while swapper.in_flight:
+        swapper.wait_for_work()
+        outcomes += swapper.poll()
+    return outcomes
+
+
+def _big_layer(hidden=512, intermediate=2048):
+    """A 16 MB float32 layer: large enough for its released tail to show in the RSS."""
+    g = torch.Generator().manual_seed(0)
+    w = lambda rows, cols: torch.randn(rows, cols, generator=g)
+    return dense_layer(torch.ones(hidden), w(hidden, hidden), w(hidden, hidden), w(hidden, hidden), w(hidden, hidden),
+                       torch.ones(hidden), w(intermediate, hidden), w(intermediate, hidden), w(hidden, intermediate))
+
+
+def test_slot_views_hold_the_variant_bytes_at_aligned_offsets(model):
+    weights, store, _ = model
+    slots = WeightSlots([store.layer(i, FP) for i in range(3)], "cpu")
+    for precision in (FP, INT8, INT4):
+        variant = store.layer(1, precision)
+        slots.copy_in(1, variant)
+        views = slots.views(1, variant)
+        assert _in_slot(views, slots, 1) and _layer_tensors_equal(views, variant.tensors())
+        assert all(p.offset % SLOT_ALIGNMENT == 0 for p in SlotLayout.of(variant).placements)
+        x = torch.randn(5, 64)
+        assert torch.equal(views.qkv_proj(x), variant.qkv_proj(x))
+
+
+def test_a_released_tail_returns_memory_and_must_be_committed_before_reuse():
+    fp = _big_layer()
+    int4 = quantize_layer_rtn(fp)
+    slots = WeightSlots([fp], "cpu")
+    slots.copy_in(0, fp)
+    int4_bytes = SlotLayout.of(int4).nbytes
+    before = rss_bytes()
+    slots.copy_in(0, int4)
+    released = slots.release_tail(0, int4_bytes)
+    assert released > 0.8 * fp.nbytes() and before - rss_bytes() > 0.8 * released, (before - rss_bytes(), released)
+    with pytest.raises(RuntimeError, match="commit first"):
+        slots.copy_in(0, fp)
+    slots.commit(0, SlotLayout.of(fp).nbytes)
+    slots.copy_in(0, fp)
+    assert _layer_tensors_equal(slots.views(0, fp), fp.tensors())
+
+
+def test_slots_refuse_variants_that_do_not_fit(model):
+    _, store, _ = model
+    small = WeightSlots([store.layer(0, INT4)], "cpu")
+    with pytest.raises(ValueError, match="do not fit slot 0"):
+        small.views(0, store.layer(0, FP))
+    with pytest.raises(IndexError, match="slot 3 does not exist"):
+        small.commit(3, 8)
+
+
+def test_store_checksums_catch_a_flipped_byte(model):
+    _, store, _ = model
+    store.verify(2, INT4)
+    weight = store.layer(2, INT4).down_proj.weight
+    weight.view(-1)[7] ^= 0x10
+    with pytest.raises(CorruptVariantError, match="layer 2 int4 variant fails its checksum"):
+        store.verify(2, INT4)
+    store.verify(2, INT8)
+
+
+def test_store_prepare_reads_its_cache_and_requantizes_a_corrupted_one(tiny_llama, tmp_path, monkeypatch, caplog):
+    cfg, weights = load_model(tiny_llama)
+    first = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_dir=str(tmp_path))
+    monkeypatch.setattr("morph.layer_store.quantize_model", _fail_quantize)
+    cached = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_dir=str(tmp_path))
+    assert [checksum(cached.layer(i, INT4)) for i in range(3)] == [checksum(first.layer(i, INT4)) for i in range(3)]
+    _flip_last_byte(tmp_path / f"{RTN.name}.safetensors")
+    monkeypatch.undo()
+    with caplog.at_level(logging.WARNING, logger="morph.layer_store"):
+        again = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_dir=str(tmp_path))
+    assert "refusing cached variant" in caplog.text
+    assert checksum(again.layer(0, INT4)) == checksum(first.layer(0, INT4))
+    load_variant(str(tmp_path), RTN, model_fingerprint(weights))       # the cache was rewritten whole
+
+
+def _fail_quantize(*args, **kwargs):
+    raise AssertionError("the variant should have come from the cache")
+
+
+def _flip_last_byte(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+class GatedCopier(CpuSwapCopier):
+    """Holds every copy until ``gate`` is set; fails the copies of ``failing`` precisions."""
+
+    def __init__(self, slots, store, failing=()):
+        super().__init__(slots)
+        self.gate = threading.Event()
+        self.failing = {id(store.layer(i, p)) for i in range(store.num_layers) for p in failing}
+
+    def copy(self, i, variant):
+        def gated_copy():
+            self.gate.wait()
+            if id(variant) in self.failing:
+                raise OSError("injected copy failure")
+            self.slots.copy_in(i, variant)
+        return self.run(gated_copy)
+
+
+def _swapper(weights, store, failing=()) -> LayerSwapper:
+    slots = WeightSlots([store.layer(i, FP) for i in range(store.num_layers)], "cpu")
+    return LayerSwapper(weights, store, slots, GatedCopier(slots, store, failing))
+
+
+def test_swap_runs_the_host_variant_until_the_slot_copy_is_done(model):
+    weights, store, _ = model
+    swapper = _swapper(weights, store)
+    assert all(_in_slot(layer, swapper.slots, i) for i, layer in enumerate(weights.layers))
+    swapper.begin(1, INT4)
+    swapper.wait_for_work()
+    assert swapper.poll() == [] and swapper.precisions[1] == INT4 and swapper.version == 1
+    assert weights.layers[1] is store.layer(1, INT4)                  # not a view of the slot being written
+    assert swapper.slots.committed_bytes[1] == swapper.variant_bytes(1, FP) and swapper.freed_bytes() == 0
+    swapper.copier.gate.set()
+    [outcome] = _settle(swapper)
+    assert (outcome.status, outcome.precision, outcome.bytes_copied) == (DONE, INT4, swapper.variant_bytes(1, INT4))
+    assert _in_slot(weights.layers[1], swapper.slots, 1)
+    assert _layer_tensors_equal(weights.layers[1], store.layer(1, INT4).tensors())
+    freed = swapper.variant_bytes(1, FP) - swapper.variant_bytes(1, INT4)
+    assert swapper.freed_bytes() == freed and swapper.slots.committed_bytes[1] == swapper.variant_bytes(1, INT4)
+    swapper.close()
+
+
+def test_ladder_down_and_back_restores_the_full_precision_bytes(model):
+    weights, store, originals = model
+    swapper = _swapper(weights, store)
+    swapper.copier.gate.set()
+    for precision in (INT8, INT4, INT8, FP):
+        for i in range(3):
+            swapper.begin(i, precision)
+        assert {o.status for o in _settle(swapper)} == {DONE}
+        assert swapper.precisions == [precision] * 3
+    assert all(_layer_tensors_equal(layer, originals[i]) for i, layer in enumerate(weights.layers))
+    assert all(_in_slot(layer, swapper.slots, i) for i, layer in enumerate(weights.layers))
+    assert swapper.freed_bytes() == 0
+    with pytest.raises(ValueError, match="already at fp"):
+        swapper.begin(0, FP)
+    swapper.close()
+
+
+def test_a_corrupted_variant_is_refused_and_the_layer_keeps_its_slot(model):
+    weights, store, originals = model
+    swapper = _swapper(weights, store)
+    store.layer(0, INT4).qkv_proj.weight.view(-1)[0] ^= 0x01
+    swapper.begin(0, INT4)
+    [outcome] = _settle(swapper)
+    assert outcome.status == REFUSED and "fails its checksum" in outcome.error and outcome.precision == FP
+    assert swapper.precisions[0] == FP and swapper.version == 0 and swapper.freed_bytes() == 0
+    assert _in_slot(weights.layers[0], swapper.slots, 0) and _layer_tensors_equal(weights.layers[0], originals[0])
+    swapper.close()
+
+
+def test_a_failed_copy_rolls_back_to_the_previous_precision(model):
+    weights, store, _ = model
+    swapper = _swapper(weights, store, failing=(INT4,))
+    swapper.copier.gate.set()
+    swapper.begin(2, INT8)
+    _settle(swapper)
+    swapper.begin(2, INT4)
+    [outcome] = _settle(swapper)
+    assert outcome.status == ROLLED_BACK and "injected copy failure" in outcome.error and outcome.precision == INT8
+    assert swapper.precisions[2] == INT8 and swapper.reserved_bytes[2] == swapper.variant_bytes(2, INT8)
+    assert _in_slot(weights.layers[2], swapper.slots, 2)
+    assert _layer_tensors_equal(weights.layers[2], store.layer(2, INT8).tensors())
+    swapper.close()
+
+
+def test_a_raise_commits_the_slot_before_copying_and_gives_it_back_when_refused(model):
+    weights, store, _ = model
+    swapper = _swapper(weights, store)
+    swapper.copier.gate.set()
+    swapper.begin(0, INT4)
+    _settle(swapper)
+    extra = swapper.extra_bytes_for(0, FP)
+    assert extra == swapper.variant_bytes(0, FP) - swapper.variant_bytes(0, INT4) > 0
+    store.layer(0, FP).o_proj.weight.view(-1)[3] += 1.0
+    swapper.begin(0, FP)
+    assert swapper.slots.committed_bytes[0] == swapper.variant_bytes(0, FP) and swapper.extra_bytes_for(0, FP) == 0
+    [outcome] = _settle(swapper)
+    assert outcome.status == REFUSED and swapper.precisions[0] == INT4
+    assert swapper.slots.committed_bytes[0] == swapper.variant_bytes(0, INT4)
+    swapper.close()
