@@ -1,0 +1,137 @@
+"""Morphing Actuator: applies the controller's plans on the worker through the LayerSwapper and KVResizer.
+
+Order of operations, which keeps weights + KV + workspace <= budget after every transition:
+- *Lowering* a layer (a smaller variant) starts at once; when its swap settles, the slot tail it freed
+  becomes KV blocks at once (grow).
+- *Raising* a layer (a larger variant) first shrinks the KV pool to what the budget allows without the
+  bytes the layer takes back, then starts. If the live blocks do not fit, the raise waits and is
+  retried at every step boundary (a new plan replaces whatever still waits).
+
+Provenance: after every boundary the engine's ``num_quantized_layers`` and ``precision_version`` say
+what the layers run at; ``precision_maps[version]`` is the per-layer precision of each version, so
+each token's record names exactly which layers were quantized when it was produced.
+"""
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from morph.kv_resizer import KVResizer
+from morph.layer_swapper import LayerSwapper, SwapOutcome
+from morph.plan import MorphPlan, MorphState, Precision, count_quantized
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEvent:
+    """One layer's transition, as written to the JSONL event log. Times on the engine clock, in s."""
+    time: float                     # when the transition ended
+    start_time: float               # when it began
+    layer: int
+    source: str
+    target: str
+    status: str                     # done | refused | rolled_back
+    bytes_copied: int
+    verify_seconds: float
+    copy_seconds: float
+    kv_capacity_before: int         # blocks, when the transition began
+    kv_capacity_after: int          # blocks, once its freed bytes were credited to the KV pool
+    num_quantized_layers: int       # after the transition
+    precision_version: int
+    error: str | None
+
+
+class MorphingActuator:
+    def __init__(self, engine, swapper: LayerSwapper, resizer: KVResizer,
+                 on_event: Callable[[TransitionEvent], None] = lambda event: None):
+        """``engine``: the ``LLMEngine`` whose provenance counters and memory plan this actuator keeps current."""
+        self.engine = engine
+        self.swapper = swapper
+        self.resizer = resizer
+        self.on_event = on_event
+        self.targets = list(swapper.precisions)
+        self.last_transition_time = -math.inf
+        self.precision_maps: dict[int, tuple[Precision, ...]] = {}
+        self._base_weight_bytes = engine.memory.weight_bytes
+        self._waiting: list[int] = []                           # layers whose transition has not begun
+        self._begun: dict[int, tuple[float, int]] = {}          # layer -> (start time, KV capacity then)
+        self._publish()
+
+    @property
+    def state(self) -> MorphState:
+        """The applied plan (what the controller reasons about): each layer's target precision."""
+        return MorphState(tuple(self.targets), self.last_transition_time)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a swap is in flight (a new plan must wait); transitions still waiting for room may be replaced."""
+        return self.swapper.in_flight
+
+    @property
+    def idle(self) -> bool:
+        return not self.swapper.in_flight and not self._waiting
+
+    def apply(self, plan: MorphPlan, now: float) -> None:
+        """Start moving every layer to its precision in ``plan`` (call between two steps, when not ``busy``)."""
+        if self.busy:
+            raise RuntimeError("a plan is still being applied: wait until the actuator is not busy")
+        missing = set(plan.layer_precisions) - set(self.swapper.store.precisions)
+        if missing:
+            raise ValueError(f"the plan needs {sorted(p.value for p in missing)} variants, which the layer store "
+                             f"does not hold (it has {[p.value for p in self.swapper.store.precisions]})")
+        transitions = plan.transitions_from(self.swapper.precisions)
+        self.targets = list(plan.layer_precisions)
+        self._waiting = [t.layer for t in transitions]
+        self.last_transition_time = now
+        self._begin_ready(now)
+        self._publish()
+
+    def poll(self, now: float) -> list[TransitionEvent]:
+        """Advance swaps at a step boundary: settle finished ones, credit freed bytes to the KV pool, begin
+        waiting raises that now fit. Returns the transitions that ended."""
+        events = [self._ended(outcome, now) for outcome in self.swapper.poll()]
+        self._begin_ready(now)
+        self._publish()
+        return events
+
+    def _begin_ready(self, now: float) -> None:
+        still_waiting = []
+        for layer in self._waiting:
+            capacity_before = self.resizer.capacity
+            if self._make_room(layer):
+                self.swapper.begin(layer, self.targets[layer])
+                self._begun[layer] = (now, capacity_before)
+            else:
+                still_waiting.append(layer)
+        self._waiting = still_waiting
+
+    def _make_room(self, layer: int) -> bool:
+        """Shrink the KV pool so that layer's target fits in the budget; False when live blocks prevent it."""
+        extra = self.swapper.extra_bytes_for(layer, self.targets[layer])
+        allowed = self.resizer.capacity_for(self.swapper.freed_bytes() - extra)
+        return allowed >= self.resizer.capacity or self.resizer.resize(allowed) is not None
+
+    def _ended(self, outcome: SwapOutcome, now: float) -> TransitionEvent:
+        self.targets[outcome.layer] = outcome.precision
+        start_time, capacity_before = self._begun.pop(outcome.layer)
+        self._credit_freed_bytes()
+        event = TransitionEvent(
+            time=now, start_time=start_time, layer=outcome.layer, source=outcome.source.value,
+            target=outcome.target.value, status=outcome.status, bytes_copied=outcome.bytes_copied,
+            verify_seconds=outcome.verify_seconds, copy_seconds=outcome.copy_seconds,
+            kv_capacity_before=capacity_before, kv_capacity_after=self.resizer.capacity,
+            num_quantized_layers=count_quantized(self.swapper.precisions), precision_version=self.swapper.version,
+            error=outcome.error)
+        self.on_event(event)
+        return event
+
+    def _credit_freed_bytes(self) -> None:
+        allowed = self.resizer.capacity_for(self.swapper.freed_bytes())
+        if allowed > self.resizer.capacity:
+            self.resizer.resize(allowed)
+
+    def _publish(self) -> None:
+        """Make the engine's provenance counters and memory plan match the layers as they run now."""
+        version = self.swapper.version
+        self.precision_maps.setdefault(version, tuple(self.swapper.precisions))
+        self.engine.precision_version = version
+        self.engine.num_quantized_layers = count_quantized(self.swapper.precisions)
+        self.engine.memory.weight_bytes = self._base_weight_bytes - self.swapper.freed_bytes()

@@ -1,0 +1,180 @@
+"""MorphServe on an ``LLMEngine``: the Serving Monitor -> Morphing Controller -> Morphing Actuator loop.
+
+``attach_morph(engine, MorphConfig(...))`` prepares the layer store, moves the decoder layers into
+weight slots and adds one step hook that, at every step boundary:
+1. polls the actuator (settles finished swaps, grows or shrinks the KV pool, updates provenance);
+2. feeds the step's statistics to the monitor;
+3. when no swap is in flight, asks the controller for a plan and hands it to the actuator.
+Every transition is appended to a JSONL event log. Attach between steps (before serving starts).
+"""
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from morph.actuator import MorphingActuator, TransitionEvent
+from morph.controller import MorphingController
+from morph.kv_resizer import KVResizer
+from morph.layer_store import LayerStore
+from morph.layer_swapper import LayerSwapper
+from morph.monitor import ServingMonitor
+from morph.plan import MorphPlan, Precision, parse_precisions
+from morph.policies import PRESETS, MorphPolicy, make_policy
+from swiftllm.quant.calibration import calibration_sequences, read_calibration_text
+from swiftllm.quant.spec import VariantSpec
+from swiftllm.server.structs import StepStats
+
+logger = logging.getLogger(__name__)
+
+INT4_METHODS = ("awq", "rtn")
+
+
+@dataclass(frozen=True, slots=True)
+class MorphConfig:
+    """What to morph and how; every value is checked at construction.
+
+    ``policy``: a preset name (``morph_accuracy``, ``morph_performance``, ``morph_forecast``) or ``None``
+    for no controller (plans come only from ``MorphRuntime.apply``, e.g. a static INT4 baseline).
+    ``precisions``: the variants the layer store prepares; default: the policy's ladder, or all of them.
+    ``ladder``: overrides the preset's ladder, e.g. ``("fp", "int8", "int4")``.
+    AWQ needs ``calibration_text_path`` (e.g. the shared ``datasets/wikitext2_tokens_valid.txt``).
+    """
+    policy: str | None = "morph_accuracy"
+    swap_order_path: str | None = None
+    ladder: tuple[str, ...] | None = None
+    precisions: tuple[str, ...] | None = None
+    int4_method: str = "awq"
+    group_size: int = 128
+    variant_cache_dir: str | None = None
+    calibration_text_path: str | None = None
+    calibration_seq_len: int = 512
+    calibration_num_seqs: int = 16
+    event_log_path: str | None = None
+
+    def __post_init__(self):
+        if self.policy is not None and self.policy not in PRESETS:
+            raise ValueError(f"unknown morph policy {self.policy!r}; expected one of {sorted(PRESETS)} or None")
+        if self.int4_method not in INT4_METHODS:
+            raise ValueError(f"int4_method must be one of {INT4_METHODS}, got {self.int4_method!r}")
+        self.int4_spec()
+        for name in ("ladder", "precisions"):
+            if getattr(self, name) is not None:
+                parse_precisions(getattr(self, name))
+        if self.int4_method == "awq" and self.calibration_text_path is None and self._needs(Precision.INT4):
+            raise ValueError("AWQ INT4 variants need calibration_text_path (e.g. the WikiText-2 validation split "
+                             "wikitext2_tokens_valid.txt of the shared datasets folder), or use int4_method='rtn'")
+        if self.calibration_text_path is not None and not os.path.isfile(self.calibration_text_path):
+            raise FileNotFoundError(f"calibration text {self.calibration_text_path!r} not found")
+        if self.calibration_seq_len < 1 or self.calibration_num_seqs < 1:
+            raise ValueError("calibration_seq_len and calibration_num_seqs must be >= 1")
+        log_dir = os.path.dirname(os.path.abspath(self.event_log_path)) if self.event_log_path else None
+        if log_dir is not None and not os.path.isdir(log_dir):
+            raise FileNotFoundError(f"the folder of event_log_path {self.event_log_path!r} does not exist")
+
+    def int4_spec(self) -> VariantSpec:
+        return VariantSpec(self.int4_method, self.group_size)
+
+    def _needs(self, precision: Precision) -> bool:
+        wanted = self.precisions or self.ladder
+        return wanted is None or precision in parse_precisions(wanted)
+
+
+class MorphRuntime:
+    """The morph loop attached to ``engine`` (see the module docstring)."""
+
+    def __init__(self, engine, policy: MorphPolicy | None, store: LayerStore, event_log_path: str | None = None):
+        self.engine = engine
+        self.monitor: ServingMonitor | None = None
+        self.controller: MorphingController | None = None
+        if policy is not None:
+            self.monitor, self.controller = policy.build()
+        self.swapper = LayerSwapper.into_slots(engine.runner.model.weights, store)
+        self.resizer = KVResizer(engine.block_manager, engine.runner.kv_cache, engine.memory)
+        self.actuator = MorphingActuator(engine, self.swapper, self.resizer, on_event=self._record)
+        self.events: list[TransitionEvent] = []
+        self._log = open(event_log_path, "a", encoding="utf-8") if event_log_path else None
+        engine.step_hooks.append(self.on_step)
+
+    def on_step(self, stats: StepStats) -> None:
+        """The step hook: poll the actuator, observe, and (when no swap is in flight) decide and apply."""
+        self.actuator.poll(stats.time)
+        if self.controller is None:
+            return
+        self.monitor.observe(stats)
+        if not self.actuator.busy:
+            plan = self.controller.decide(self.monitor.snapshot(), self.actuator.state)
+            if plan is not None:
+                logger.info("morph plan at t=%.3f: %d quantized layers (%s)", stats.time, plan.num_quantized_layers,
+                            plan.reason)
+                self.actuator.apply(plan, stats.time)
+
+    def apply(self, plan: MorphPlan | list[str | Precision]) -> list[TransitionEvent]:
+        """Apply a plan now and wait for its swaps (between steps). Raises that cannot fit next to the live
+        KV blocks stay waiting; the step hook retries them."""
+        plan = plan if isinstance(plan, MorphPlan) else MorphPlan(tuple(plan), "manual")
+        self.actuator.apply(plan, self.engine.clock())
+        return self._drain()
+
+    def precision_map(self, version: int) -> tuple[Precision, ...]:
+        """Each layer's precision under provenance ``version`` (a token record's ``precision_version``)."""
+        return self.actuator.precision_maps[version]
+
+    def close(self) -> None:
+        """Detach the hook and stop the background thread (the layers stay as they are)."""
+        if self.on_step in self.engine.step_hooks:
+            self.engine.step_hooks.remove(self.on_step)
+        self._drain()
+        self.swapper.close()
+        if self._log is not None:
+            self._log.close()
+
+    def _drain(self) -> list[TransitionEvent]:
+        """Poll until no swap is in flight."""
+        events = []
+        while self.actuator.busy:
+            self.swapper.wait_for_work()
+            events += self.actuator.poll(self.engine.clock())
+        return events
+
+    def _record(self, event: TransitionEvent) -> None:
+        self.events.append(event)
+        if self._log is not None:
+            self._log.write(json.dumps(dataclasses.asdict(event)) + "\n")
+            self._log.flush()
+
+
+def attach_morph(engine, config: MorphConfig) -> MorphRuntime:
+    """Prepare the layer store for ``engine``'s model and attach the morph loop to it."""
+    num_layers = engine.model_config.num_layers
+    policy = None
+    if config.policy is not None:
+        policy = make_policy(config.policy, num_layers, config.swap_order_path)
+        if config.ladder is not None:
+            policy = dataclasses.replace(policy, controller=dataclasses.replace(policy.controller, ladder=config.ladder))
+    store = LayerStore.prepare(
+        engine.runner.model.weights, engine.model_config, _store_precisions(config, policy), config.int4_spec(),
+        cache_dir=config.variant_cache_dir, calibration=_calibration(engine, config), device=engine.config.device)
+    return MorphRuntime(engine, policy, store, config.event_log_path)
+
+
+def _store_precisions(config: MorphConfig, policy: MorphPolicy | None) -> tuple[Precision, ...]:
+    if config.precisions is not None:
+        precisions = parse_precisions(config.precisions)
+    elif policy is not None:
+        precisions = policy.controller.ladder
+    else:
+        precisions = tuple(Precision)
+    if policy is not None and not set(policy.controller.ladder) <= set(precisions):
+        raise ValueError(f"the ladder {[p.value for p in policy.controller.ladder]} needs precisions the store "
+                         f"would not prepare ({[p.value for p in precisions]})")
+    return precisions
+
+
+def _calibration(engine, config: MorphConfig) -> list[torch.Tensor] | None:
+    if config.int4_method != "awq" or config.calibration_text_path is None:
+        return None
+    token_ids = engine.tokenizer.encode(read_calibration_text(config.calibration_text_path))
+    return calibration_sequences(token_ids, config.calibration_seq_len, config.calibration_num_seqs)
