@@ -11,7 +11,8 @@ Folding. ``diag(1/s)`` is absorbed by the op feeding the linear, so in full prec
 computes the same function: qkv_proj -> attn_norm, gate_up_proj -> ffn_norm, down_proj -> the ``up``
 rows of gate_up_proj (``silu(gate) * up`` is linear in ``up``), o_proj -> the ``v`` rows of qkv_proj,
 but only without GQA (each query head owns its KV head); with GQA o_proj is not scaled, as in AutoAWQ.
-All scales are searched on the original weights, then applied together.
+Every scale is searched on original weights: in the order qkv, gate_up, down, o, no fold
+touches a linear before its own search.
 
 Clipping search (optional). Per (output row, group) a shrink ratio of ``max|w|`` in
 {1, 0.95, ..., 0.55} is chosen by the group's own contribution to the output error; the q and k rows
@@ -65,7 +66,7 @@ def search_clip(weight: torch.Tensor, x: torch.Tensor, group_size: int = DEFAULT
 
 def quantize_layer_awq(layer: LayerWeights, calib: dict[str, torch.Tensor], group_size: int = DEFAULT_GROUP_SIZE,
                        grid_points: int = DEFAULT_GRID_POINTS, clip: bool = True,
-                       max_search_tokens: int = 4096, max_clip_tokens: int = 512) -> LayerWeights:
+                       max_search_tokens: int = 2048, max_clip_tokens: int = 512) -> LayerWeights:
     """AWQ INT4 variant of ``layer`` (a complete ``LayerWeights``, norms rescaled).
 
     calib: inputs each linear saw on calibration tokens, *after* the norms:
