@@ -63,6 +63,19 @@ def test_default_thresholds_stay_close_to_reference(num_tokens):
         assert_matches_reference(op, x, PACKED_RTOL if num_tokens <= op.PACKED_KERNEL_MAX_TOKENS else FLOAT_RTOL)
 
 
+@pytest.mark.parametrize("cls", [Int4Linear, Int8Linear])
+def test_kernel_choice_follows_the_token_threshold(monkeypatch, cls):
+    """Up to the threshold the bf16 packed kernel runs (not bit-equal to float32), above it the float32 path."""
+    weight = torch.randn(128, 256)
+    op = Int4Linear.from_groups(quantize_groups(weight, 64)) if cls is Int4Linear else Int8Linear.quantize(weight)
+    limit = cls.PACKED_KERNEL_MAX_TOKENS
+    small, large = torch.randn(limit, 256), torch.randn(limit + 1, 256)
+    auto_small, auto_large = op(small), op(large)
+    force_path(monkeypatch, cls, "float")
+    assert not torch.equal(auto_small, op(small))
+    assert torch.equal(auto_large, op(large))
+
+
 def test_int4_dequantized_weight_equals_group_codes():
     """bf16 (8 significant bits) scale and offset add at most 16 * step * 2^-8 = step / 16 (rounding error: step / 2)."""
     q = quantize_groups(torch.randn(64, 96), 64)
