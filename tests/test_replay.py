@@ -55,3 +55,17 @@ def test_short_fp_replay_end_to_end(tiny_llama, tmp_path):
     assert len(records) == 6 and all(r["token_times"] for r in records)
     assert all(r["token_times"][0] >= r["arrival_time"] for r in records)
     assert (tmp_path / "fig5_kv_capacity.png").stat().st_size > 0 and (tmp_path / "metrics.json").exists()
+
+
+def test_static_int4_replay_grows_the_kv_pool_and_marks_every_token(tiny_llama, tmp_path):
+    cfg = _compose([f"model.path={tiny_llama}", "model.chat_template=false", "policy=static_int4",
+                    "policy.variant_cache_dir=null", "trace.synthetic.num_requests=4", "trace.synthetic.request_rate=50",
+                    "trace.synthetic.prompt_len.low=8", "trace.synthetic.prompt_len.high=30",
+                    "trace.synthetic.output_len.low=4", "trace.synthetic.output_len.high=8", f"output_dir={tmp_path}",
+                    "engine.memory_budget_mb=3.9", "engine.max_num_batched_tokens=128", "engine.max_num_seqs=8",
+                    "engine.max_model_len=256", "engine.block_size=8", "plots=false"])
+    result = run_replay(cfg)
+    assert result.row["completed"] == 4 and result.row["share_tokens_quantized"] == 1.0
+    assert min(s.kv_blocks_capacity for s in result.steps) > result.fp_kv_blocks
+    events = [json.loads(line) for line in open(tmp_path / "morph_events.jsonl")]
+    assert len(events) == 3 and all(e["target"] == "int4" and e["status"] == "done" for e in events)

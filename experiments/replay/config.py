@@ -35,17 +35,22 @@ class EngineSection:
 
 @dataclass
 class PolicySection:
+    """INT4 variants are RTN unless ``quant_method=awq``, which needs ``calibration_text`` (WikiText-2 valid,
+    e.g. ../shared/datasets/wikitext2_tokens_valid.txt): the default run must work without shared files."""
     name: str = "fp"
     swap_order_path: str | None = None     # JSON from experiments/profile_layers.py; front-to-back when absent
-    quant_method: str = "awq"              # awq | rtn
+    quant_method: str = "rtn"              # awq | rtn
+    calibration_text: str | None = None
     group_size: int = 128
-    variant_cache_dir: str = "~/.cache/morphserve/variants"
+    variant_cache_dir: str | None = "~/.cache/morphserve/variants"
 
     def __post_init__(self):
         if self.name not in POLICIES:
             raise ValueError(f"policy.name must be one of {POLICIES}, got {self.name!r}")
         if self.quant_method not in ("awq", "rtn"):
             raise ValueError(f"policy.quant_method must be awq or rtn, got {self.quant_method!r}")
+        if self.quant_method == "awq" and not self.calibration_text:
+            raise ValueError("policy.quant_method=awq needs policy.calibration_text=<WikiText-2 valid text file>")
 
 
 @dataclass

@@ -42,7 +42,8 @@ def run_replay(cfg: ReplayConfig) -> ReplayResult:
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     engine = build_engine(cfg)
-    attach_policy(engine, cfg.policy, out_dir)
+    fp_kv_blocks = engine.memory.num_kv_blocks     # before any policy swaps layers
+    runtime = attach_policy(engine, cfg.policy, out_dir)
     workload = build_workload(load_workload_trace(cfg.trace), cfg.dataset, engine.tokenizer,
                               _random_token_range(engine), chat_frame(engine.tokenizer, cfg.model.chat_template))
     steps: list[StepStats] = []
@@ -53,9 +54,11 @@ def run_replay(cfg: ReplayConfig) -> ReplayResult:
         outputs = asyncio.run(replay(online, workload, ignore_eos=cfg.ignore_eos))
     finally:
         online.shutdown()
+        if runtime is not None:
+            runtime.close()
     records = [RequestRecord.from_output(out, i, w.dataset_id, w.reference_answers)
                for i, (out, w) in enumerate(zip(outputs, workload))]
-    result = ReplayResult(score(cfg, records), records, steps, engine.memory.num_kv_blocks,
+    result = ReplayResult(score(cfg, records), records, steps, fp_kv_blocks,
                           min(r.arrival_time for r in records))
     save_records(records, out_dir / "requests.jsonl")
     _save_steps(steps, out_dir / "steps.jsonl")
