@@ -15,7 +15,7 @@ from swiftllm.quant.awq_format import from_awq_gemm
 from swiftllm.quant.groupwise import check_group_size, concat_rows
 from swiftllm.quant.variants import build_int4_linear
 from swiftllm.worker.weight import LayerWeights
-from swiftllm.worker.weight_loader import _safetensors_files
+from swiftllm.worker.weight_loader import safetensors_files
 
 # our op -> the checkpoint modules fused into it, in row order
 FUSED_MODULES = {
@@ -78,7 +78,7 @@ def _quantization_config(path: str) -> dict:
 
 def _tensor_reader(path: str):
     where = {}
-    for file in _safetensors_files(path):
+    for file in safetensors_files(path):
         with safe_open(file, framework="pt") as f:
             where.update({name: file for name in f.keys()})
 

@@ -141,7 +141,7 @@ def unpermute_rotary_rows(w: torch.Tensor, num_heads: int) -> torch.Tensor:
 def _hf_source(path: str):
     from safetensors import safe_open
     cfg = LlamaModelConfig.from_hf_folder(path)
-    files = _safetensors_files(path)
+    files = safetensors_files(path)
     where = {}
     for file in files:
         with safe_open(file, framework="pt") as f:
@@ -157,7 +157,7 @@ def _hf_source(path: str):
     return cfg, get
 
 
-def _safetensors_files(path: str) -> list[str]:
+def safetensors_files(path: str) -> list[str]:
     index = os.path.join(path, "model.safetensors.index.json")
     if os.path.isfile(index):
         with open(index) as f:
