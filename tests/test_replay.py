@@ -41,7 +41,7 @@ def test_bad_configs_fail_at_start(overrides, error, match):
 def test_paper_trace_configs_point_at_the_shared_traces():
     cfg = _compose(["trace=azure_code"])
     assert cfg.trace.kind == "azure" and cfg.trace.path.endswith("AzureLLMInferenceTrace_code.csv")
-    assert cfg.trace.shaping.time_scale == 4.75 and cfg.trace.shaping.fixed_prompt_len == cfg.model.prompt_len
+    assert cfg.trace.shaping.keep_every == 12 and cfg.trace.shaping.fixed_prompt_len == cfg.model.prompt_len
 
 
 def test_short_fp_replay_end_to_end(tiny_llama, tmp_path):
