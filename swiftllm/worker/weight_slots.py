@@ -4,8 +4,9 @@ A slot is sized for the layer's full-precision form. Any variant of the layer (F
 placed at the slot start: its tensors are copied there back to back (each ``SLOT_ALIGNMENT``-aligned)
 and the layer is rebuilt as views of those bytes (``LayerWeights.with_tensors``). The bytes after
 the variant, the slot's tail, can be released (CPU: pages returned to the OS; CUDA: unmapped) and
-committed again before a larger variant is copied in. Slots start on page boundaries, so releasing
-one slot's tail never touches another slot.
+committed again before a larger variant is copied in (on CPU a commit is bookkeeping: the copy's
+first writes fault the pages back in, on the thread that copies). Slots start on page boundaries,
+so releasing one slot's tail never touches another slot.
 
 This module moves bytes only; deciding when a copy is safe (nothing reads the slot) is the caller's job.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from swiftllm.worker.kv_cache import REGION_ALIGNMENT, round_up
+from swiftllm.worker.kv_cache import REGION_ALIGNMENT, make_usable, round_up
 from swiftllm.worker.memory_arena import MemoryArena, copy_into
 from swiftllm.worker.weight import LayerWeights
 
@@ -82,9 +83,9 @@ class WeightSlots:
             copy_into(destination, sources[p.name].contiguous())
 
     def commit(self, i: int, nbytes: int) -> None:
-        """Back the first ``nbytes`` of slot ``i`` with memory (kept contents)."""
+        """Count the first ``nbytes`` of slot ``i`` as held, and make them usable (kept contents)."""
         self._check_size(i, nbytes)
-        self.arena.commit(self.offsets[i], nbytes)
+        make_usable(self.arena, self.offsets[i], nbytes)
         self.committed_bytes[i] = max(self.committed_bytes[i], nbytes)
 
     def release_tail(self, i: int, keep_bytes: int) -> int:
