@@ -112,11 +112,12 @@ class MorphRuntime:
                 self.actuator.apply(plan, stats.time)
 
     def apply(self, plan: MorphPlan | list[str | Precision]) -> list[TransitionEvent]:
-        """Apply a plan now and wait for its swaps (between steps). Raises that cannot fit next to the live
-        KV blocks stay waiting; the step hook retries them."""
+        """Finish the swaps in flight, apply a plan now and wait for its swaps (between steps). Raises that
+        cannot fit next to the live KV blocks stay waiting; the step hook retries them."""
         plan = plan if isinstance(plan, MorphPlan) else MorphPlan(tuple(plan), "manual")
+        events = self._drain()
         self.actuator.apply(plan, self.engine.clock())
-        return self._drain()
+        return events + self._drain()
 
     def precision_map(self, version: int) -> tuple[Precision, ...]:
         """Each layer's precision under provenance ``version`` (a token record's ``precision_version``)."""

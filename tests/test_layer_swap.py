@@ -194,6 +194,8 @@ def test_ladder_down_and_back_restores_the_full_precision_bytes(model):
     assert all(_layer_tensors_equal(layer, originals[i]) for i, layer in enumerate(weights.layers))
     assert all(_in_slot(layer, swapper.slots, i) for i, layer in enumerate(weights.layers))
     assert swapper.freed_bytes() == 0
+    for i in range(3):
+        store.verify(i, FP)                                          # the masters were never written to
     with pytest.raises(ValueError, match="already at fp"):
         swapper.begin(0, FP)
     swapper.close()

@@ -181,6 +181,27 @@ def test_faults_are_contained_and_serving_continues(tiny_llama, tmp_path, monkey
     assert first_done["kv_capacity_after"] > first_done["kv_capacity_before"] and first_done["bytes_copied"] > 0
 
 
+def test_awq_variants_are_calibrated_on_a_text_and_cached(tiny_llama, tmp_path, monkeypatch):
+    text = tmp_path / "calibration.txt"
+    text.write_text(" ".join(f"w{3 + 7 * i % 250}" for i in range(400)))
+    config = MorphConfig(policy=None, int4_method="awq", group_size=64, calibration_text_path=str(text),
+                         calibration_seq_len=32, calibration_num_seqs=4, precisions=("fp", "int4"),
+                         variant_cache_dir=str(tmp_path / "variants"))
+    first = attach_morph(_engine(tiny_llama), config)
+    assert [e.status for e in first.apply([INT4] * 3)] == ["done"] * 3
+    monkeypatch.setattr("morph.layer_store.quantize_model", _fail_quantize)
+    cached = attach_morph(_engine(tiny_llama), config)
+    for i in range(3):
+        expected = first.swapper.store.layer(i, INT4).tensors()
+        assert all(torch.equal(t, expected[k]) for k, t in cached.swapper.store.layer(i, INT4).tensors().items())
+    first.close()
+    cached.close()
+
+
+def _fail_quantize(*args, **kwargs):
+    raise AssertionError("the AWQ variant should have come from the cache")
+
+
 class FakeClock:
     """Engine time that advances only when the test says so."""
 
