@@ -18,7 +18,7 @@ def main(raw: DictConfig) -> None:
     cfg = OmegaConf.to_object(raw)
     if cfg.dataset.name is None:
         raise SystemExit("Figure 4 scores output quality: choose an eval set, e.g. dataset=qmsum_goldspan")
-    results = run_policies(cfg, "fig4")
+    results = run_policies(cfg)
     points = [ParetoPoint(p, r.row["p95_ttft_ms"], r.row["rouge_l"]) for p, r in results.items()]
     files = plot_pareto(points, Path(cfg.figure_dir), title=f"{cfg.model.name}, {cfg.dataset.name}")
     print(f"wrote {files.png} and {files.csv}")

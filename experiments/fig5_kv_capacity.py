@@ -16,7 +16,7 @@ register_schemas()
 @hydra.main(config_path="../configs", config_name="figure", version_base=None)
 def main(raw: DictConfig) -> None:
     cfg = OmegaConf.to_object(raw)
-    results = run_policies(cfg, "fig5")
+    results = run_policies(cfg)
     fp_blocks = next(iter(results.values())).fp_kv_blocks
     files = plot_kv_capacity({p: r.timeline for p, r in results.items()}, fp_blocks, Path(cfg.figure_dir))
     print(f"wrote {files.png} and {files.csv}")

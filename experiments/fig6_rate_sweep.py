@@ -21,7 +21,7 @@ def main(raw: DictConfig) -> None:
     for scale in cfg.time_scales:
         cfg.trace.shaping.time_scale = scale
         rate = mean_request_rate(load_workload_trace(cfg.trace))
-        results = run_policies(cfg, "fig6", tag=f"_x{scale}")
+        results = run_policies(cfg)
         points += [RateSweepPoint(p, rate, r.row["p95_ttft_ms"], r.row["output_throughput"]) for p, r in results.items()]
     files = plot_rate_sweep(points, Path(cfg.figure_dir), title=cfg.model.name)
     print(f"wrote {files.png} and {files.csv}")

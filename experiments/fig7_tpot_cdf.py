@@ -17,7 +17,7 @@ register_schemas()
 @hydra.main(config_path="../configs", config_name="figure", version_base=None)
 def main(raw: DictConfig) -> None:
     cfg = OmegaConf.to_object(raw)
-    results = run_policies(cfg, "fig7")
+    results = run_policies(cfg)
     files = plot_tpot_cdf({p: tpots_ms(r.records) for p, r in results.items()}, Path(cfg.figure_dir))
     print(f"wrote {files.png} and {files.csv}")
 

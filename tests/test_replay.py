@@ -69,3 +69,23 @@ def test_static_int4_replay_grows_the_kv_pool_and_marks_every_token(tiny_llama, 
     assert min(s.kv_blocks_capacity for s in result.steps) > result.fp_kv_blocks
     events = [json.loads(line) for line in open(tmp_path / "morph_events.jsonl")]
     assert len(events) == 3 and all(e["target"] == "int4" and e["status"] == "done" for e in events)
+
+
+def test_figure_runs_are_shared_between_scripts(tiny_llama, tmp_path, monkeypatch):
+    from experiments.replay import figures
+    figures.register_schemas()
+    with initialize_config_dir(config_dir=CONFIGS, version_base=None):
+        raw = compose(config_name="figure", overrides=[
+            f"model.path={tiny_llama}", "model.chat_template=false", "policies=[fp]", "trace.synthetic.num_requests=3",
+            "trace.synthetic.prompt_len.low=8", "trace.synthetic.prompt_len.high=20", "trace.synthetic.output_len.low=4",
+            "trace.synthetic.output_len.high=6", "engine.memory_budget_mb=8", "engine.max_model_len=256",
+            f"figure_dir={tmp_path}"])
+    cfg = OmegaConf.to_object(raw)
+    first = figures.run_policies(cfg)["fp"]
+    monkeypatch.setattr(figures, "run_replay", lambda run: pytest.fail("a saved run was replayed again"))
+    again = figures.run_policies(cfg)["fp"]
+    assert again.row == first.row and len(again.steps) == len(first.steps)
+    assert [r.token_times for r in again.records] == [r.token_times for r in first.records]
+    cfg.trace.synthetic.seed = 1
+    with pytest.raises(pytest.fail.Exception):
+        figures.run_policies(cfg)

@@ -1,10 +1,13 @@
 """Shared runner of the paper-figure scripts: the same workload replayed under several policies."""
 import copy
+import dataclasses
+import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from experiments.replay.config import POLICIES, ReplayConfig
 from experiments.replay.run import ReplayResult, run_replay
@@ -28,14 +31,31 @@ def register_schemas() -> None:
     store.store(name="figure_schema", node=FigureConfig)
 
 
-def run_policies(cfg: FigureConfig, stem: str, tag: str = "") -> dict[str, ReplayResult]:
-    """Replay ``cfg``'s workload once per policy in ``cfg.policies``; outputs under ``figure_dir/stem/<policy><tag>``."""
-    results = {}
-    for policy in cfg.policies:
-        run = copy.deepcopy(cfg)
-        run.policy.name = policy
-        run.output_dir = str(Path(cfg.figure_dir) / stem / f"{policy}{tag}")
-        run.plots = False
-        print(f"== {stem}: {policy}{tag}", file=sys.stderr)
-        results[policy] = run_replay(run)
-    return results
+def run_policies(cfg: FigureConfig) -> dict[str, ReplayResult]:
+    """Replay ``cfg``'s workload once per policy in ``cfg.policies``.
+
+    Each run lives in ``figure_dir/runs/<policy>-<hash of its replay config>``; a run already there is loaded,
+    not repeated, so the figure scripts share runs of the same configuration.
+    """
+    return {policy: _run_or_load(_replay_config(cfg, policy), Path(cfg.figure_dir) / "runs") for policy in cfg.policies}
+
+
+def _replay_config(cfg: FigureConfig, policy: str) -> ReplayConfig:
+    fields = {f.name: copy.deepcopy(getattr(cfg, f.name)) for f in dataclasses.fields(ReplayConfig)}
+    run = ReplayConfig(**fields)
+    run.policy.name = policy
+    run.plots = False
+    return run
+
+
+def _run_or_load(run: ReplayConfig, runs_dir: Path) -> ReplayResult:
+    run.output_dir = ""
+    key = hashlib.sha1(OmegaConf.to_yaml(OmegaConf.structured(run)).encode()).hexdigest()[:10]
+    run.output_dir = str(runs_dir / f"{run.policy.name}-{key}")
+    try:
+        result = ReplayResult.load(Path(run.output_dir))
+        print(f"== {run.policy.name}: reusing {run.output_dir}", file=sys.stderr)
+        return result
+    except FileNotFoundError:
+        print(f"== {run.policy.name}: replaying into {run.output_dir}", file=sys.stderr)
+        return run_replay(run)

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from experiments.metrics import (
-    SLO, RequestRecord, latency_metrics, print_report, provenance_summary, quality_scores, save_records,
-    timeline_from_steps,
+    SLO, RequestRecord, latency_metrics, load_records, print_report, provenance_summary, quality_scores,
+    save_records, timeline_from_steps,
 )
 from experiments.plots import plot_kv_capacity, plot_tpot_cdf
 from experiments.replay.config import ReplayConfig
@@ -35,6 +35,24 @@ class ReplayResult:
     def timeline(self):
         return timeline_from_steps(self.steps, start_time=self.start_time)
 
+    def save(self, out_dir: Path) -> None:
+        save_records(self.records, out_dir / "requests.jsonl")
+        with open(out_dir / "steps.jsonl", "w") as f:
+            for s in self.steps:
+                f.write(json.dumps(asdict(s)) + "\n")
+        with open(out_dir / "result.json", "w") as f:
+            json.dump({"row": self.row, "fp_kv_blocks": self.fp_kv_blocks, "start_time": self.start_time}, f, indent=1)
+
+    @staticmethod
+    def load(out_dir: Path) -> "ReplayResult":
+        """A saved run (``save``); raises FileNotFoundError when ``out_dir`` holds none."""
+        with open(out_dir / "result.json") as f:
+            meta = json.load(f)
+        with open(out_dir / "steps.jsonl") as f:
+            steps = [StepStats(**json.loads(line)) for line in f]
+        return ReplayResult(meta["row"], load_records(out_dir / "requests.jsonl"), steps, meta["fp_kv_blocks"],
+                            meta["start_time"])
+
 
 def run_replay(cfg: ReplayConfig) -> ReplayResult:
     """Replay ``cfg.trace`` on ``cfg.model`` under ``cfg.policy``; metrics, records and steps go to ``output_dir``."""
@@ -60,8 +78,7 @@ def run_replay(cfg: ReplayConfig) -> ReplayResult:
                for i, (out, w) in enumerate(zip(outputs, workload))]
     result = ReplayResult(score(cfg, records), records, steps, fp_kv_blocks,
                           min(r.arrival_time for r in records))
-    save_records(records, out_dir / "requests.jsonl")
-    _save_steps(steps, out_dir / "steps.jsonl")
+    result.save(out_dir)
     print_report([result.row], out_dir)
     if cfg.plots:
         _plot(cfg.policy.name, result, out_dir)
@@ -98,12 +115,6 @@ def score(cfg: ReplayConfig, records: list[RequestRecord]) -> dict:
 def _random_token_range(engine: LLMEngine) -> range:
     vocab = engine.model_config.vocab_size
     return range(min(1000, vocab // 2), vocab)
-
-
-def _save_steps(steps: list[StepStats], path: Path) -> None:
-    with open(path, "w") as f:
-        for s in steps:
-            f.write(json.dumps(asdict(s)) + "\n")
 
 
 def tpots_ms(records: list[RequestRecord]) -> list[float]:

@@ -1,0 +1,38 @@
+"""WikiText-2 test perplexity: ``python experiments/perplexity.py [overrides]``.
+
+Examples: ``data.num_windows=null`` (whole split), ``variants=[fp,rtn-int4-g64]``,
+``swap.counts=[4,8] swap.order=results/swap_orders/smollm2-135m-lis.json``, ``cross_check_hf=null``.
+Writes perplexity.csv and perplexity.json into the Hydra run folder (results/perplexity/...).
+"""
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from experiments.eval.config import PerplexityConfig, register_schemas  # noqa: E402
+from experiments.eval.perplexity_table import perplexity_rows  # noqa: E402
+from experiments.eval.session import EvalSession  # noqa: E402
+from experiments.metrics.report import format_table, write_report  # noqa: E402
+
+register_schemas()
+COLUMNS = ("configuration", "quantized_layers_count", "ppl", "mean_nll", "num_tokens", "seconds", "rel_diff")
+
+
+@hydra.main(config_path="../configs", config_name="perplexity", version_base=None)
+def main(raw: DictConfig) -> None:
+    cfg: PerplexityConfig = OmegaConf.to_object(raw)
+    session = EvalSession(cfg.model, cfg.data, cfg.quant)
+    rows = perplexity_rows(session, cfg)
+    files = write_report(rows, HydraConfig.get().runtime.output_dir, stem="perplexity")
+    print(format_table(rows, COLUMNS))
+    print(f"wrote {files.csv} and {files.json}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()

@@ -1,0 +1,35 @@
+"""Offline layer profiling: ``python experiments/profile_layers.py [overrides]`` writes the swap order JSON.
+
+Examples: ``method=front_to_back``, ``calibration.seq_len=512 calibration.num_seqs=2``,
+``coefficients.mds=10``. The output (``output_path``, default results/swap_orders/<model>-<method>.json)
+is what ``policy.swap_order_path`` of the replay and ``lis_order_file`` of Table 1 read.
+"""
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from experiments.eval.config import ProfileConfig, register_schemas, resolve_path  # noqa: E402
+from experiments.eval.profile_run import swap_order_record, write_swap_order  # noqa: E402
+from experiments.eval.session import EvalSession  # noqa: E402
+
+register_schemas()
+
+
+@hydra.main(config_path="../configs", config_name="profile", version_base=None)
+def main(raw: DictConfig) -> None:
+    cfg: ProfileConfig = OmegaConf.to_object(raw)
+    session = EvalSession(cfg.model, cfg.data, cfg.quant)
+    record = swap_order_record(session, cfg)
+    path = write_swap_order(record, resolve_path(cfg.output_path))
+    print(f"{cfg.method} order {record['order']}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()
