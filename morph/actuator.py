@@ -66,8 +66,9 @@ class MorphingActuator:
         return self.swapper.in_flight
 
     @property
-    def idle(self) -> bool:
-        return not self.swapper.in_flight and not self._waiting
+    def waiting(self) -> tuple[int, ...]:
+        """Layers whose raise waits for the live KV blocks to fit in a smaller pool."""
+        return tuple(self._waiting)
 
     def apply(self, plan: MorphPlan, now: float) -> None:
         """Start moving every layer to its precision in ``plan`` (call between two steps, when not ``busy``)."""

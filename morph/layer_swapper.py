@@ -90,15 +90,8 @@ class LayerSwapper:
         return LayerSwapper(weights, store, slots, make_swap_copier(slots))
 
     @property
-    def num_layers(self) -> int:
-        return len(self.precisions)
-
-    @property
     def in_flight(self) -> bool:
         return bool(self._swaps)
-
-    def is_swapping(self, i: int) -> bool:
-        return i in self._swaps
 
     def variant_bytes(self, i: int, precision: Precision) -> int:
         """Slot bytes layer ``i`` needs at ``precision``."""

@@ -142,6 +142,32 @@ def _record_resizes(runtime: MorphRuntime, monkeypatch) -> list:
     return attempts
 
 
+def test_a_restore_waits_until_the_live_kv_blocks_fit(tiny_llama):
+    engine = _engine(tiny_llama, num_kv_blocks=40, watermark=0.0)
+    runtime = attach_morph(engine, RTN)
+    runtime.apply([INT4] * 3)
+    grown = engine.block_manager.capacity
+    requests = [engine.add_request(p, SamplingParams(temperature=0, max_tokens=60, ignore_eos=True))
+                for p in _prompts(10, seed=6)]
+    for _ in range(100):
+        if engine.block_manager.num_used > grown - 30:        # more than a pool with one layer back at FP holds
+            break
+        engine.step()
+    assert engine.block_manager.num_used > grown - 30
+    runtime.actuator.apply(MorphPlan((FP,) * 3), engine.clock())
+    assert runtime.actuator.waiting and engine.num_quantized_layers > 0
+    waited_steps = 0
+    while runtime.actuator.waiting or runtime.actuator.busy:
+        engine.step()
+        _check_invariants(engine, runtime)
+        waited_steps += 1
+    assert waited_steps > 5 and runtime.swapper.precisions == [FP] * 3 and engine.block_manager.capacity == 40
+    while engine.has_unfinished():
+        engine.step()
+    assert all(len(r.output_token_ids) == 60 for r in requests)
+    runtime.close()
+
+
 def _add_random_request(engine: LLMEngine, rng: random.Random):
     prompt = [rng.randrange(3, 256) for _ in range(rng.randint(2, 30))]
     return [engine.add_request(prompt, SamplingParams(temperature=0, max_tokens=rng.randint(1, 50), ignore_eos=True))]
