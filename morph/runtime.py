@@ -87,6 +87,7 @@ class MorphRuntime:
 
     def __init__(self, engine, policy: MorphPolicy | None, store: LayerStore, event_log_path: str | None = None):
         self.engine = engine
+        self._log = open(event_log_path, "a", encoding="utf-8") if event_log_path else None
         self.monitor: ServingMonitor | None = None
         self.controller: MorphingController | None = None
         if policy is not None:
@@ -95,7 +96,6 @@ class MorphRuntime:
         self.resizer = KVResizer(engine.block_manager, engine.runner.kv_cache, engine.memory)
         self.actuator = MorphingActuator(engine, self.swapper, self.resizer, on_event=self._record)
         self.events: list[TransitionEvent] = []
-        self._log = open(event_log_path, "a", encoding="utf-8") if event_log_path else None
         engine.step_hooks.append(self.on_step)
 
     def on_step(self, stats: StepStats) -> None:
