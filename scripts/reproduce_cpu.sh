@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Regenerates every CPU result of docs/ (tables, figures) from the real traces and eval sets.
+# Needs the shared data folder (default ../shared; set SHARED=/path). Takes about 1.5-2 hours on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-../shared}
+for f in "$SHARED/traces/AzureLLMInferenceTrace_code.csv" "$SHARED/datasets/wikitext2_tokens_valid.txt"; do
+  [ -f "$f" ] || { echo "missing $f: set SHARED to the folder with traces/ and datasets/ (see README, Data)"; exit 1; }
+done
+AWQ="policy.quant_method=awq policy.calibration_text=$SHARED/datasets/wikitext2_tokens_valid.txt"
+
+# Issue 3 / Table 1: perplexity of the variants, LIS profiling, perplexity per swap order.
+python3 experiments/perplexity.py data.datasets_dir="$SHARED/datasets"
+python3 experiments/profile_layers.py data.datasets_dir="$SHARED/datasets"
+python3 experiments/table1.py data.datasets_dir="$SHARED/datasets"
+
+# Figures 4, 5, 7 share their replays (one run per policy and trace, saved under results/figures/<trace>/runs).
+export MORPHSERVE_SHARED="$SHARED"      # trace and dataset configs read their paths from it
+for trace in azure_code azure_conv; do
+  python3 experiments/fig5_kv_capacity.py trace=$trace $AWQ figure_dir=results/figures/$trace
+  python3 experiments/fig7_tpot_cdf.py trace=$trace $AWQ figure_dir=results/figures/$trace
+done
+python3 experiments/fig4_pareto.py trace=azure_conv dataset=qmsum_goldspan $AWQ figure_dir=results/figures/azure_conv_qmsum
+python3 experiments/fig6_rate_sweep.py trace=azure_conv policies=[fp,morph_accuracy] time_scales=[3.0,1.5,1.0] $AWQ \
+  figure_dir=results/figures/rate_sweep
