@@ -1,7 +1,7 @@
 """Morph runtime costs on the embedded SmolLM2-135M: layer swaps, decode stalls, KV resizes.
 
     python benchmarks/bench_morph.py [--layers 6] [--batch 8] [--steps 40] [--int4-method rtn]
-                                     [--variant-cache-dir .cache/variants] [--threads N] [--json out.json]
+                                     [--variant-cache-dir ~/.cache/morphserve/variants] [--threads N] [--json out.json]
 
 1. Swap latency per layer for each transition of the ladder FP <-> INT8 <-> INT4 and FP <-> INT4:
    checksum verification and slot copy (both on the background thread), the whole swap as seen by the
@@ -20,7 +20,7 @@ import time
 import torch
 
 from morph.plan import MorphPlan, Precision
-from morph.runtime import MorphConfig, attach_morph
+from morph.runtime import DEFAULT_VARIANT_CACHE, MorphConfig, attach_morph
 from swiftllm import EngineConfig, LLMEngine, SamplingParams
 from swiftllm.server.block_manager import BlockManager
 from swiftllm.server.structs import Request
@@ -37,7 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=40, help="decode steps per measurement")
     parser.add_argument("--int4-method", default="rtn", choices=("rtn", "awq"))
     parser.add_argument("--calibration-text", default=None, help="AWQ calibration text (WikiText-2 valid)")
-    parser.add_argument("--variant-cache-dir", default=None)
+    parser.add_argument("--variant-cache-dir", default=DEFAULT_VARIANT_CACHE, help="quantized-variant cache root")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     return parser.parse_args()

@@ -7,6 +7,7 @@ verifies it before copying, so a variant corrupted in memory is refused instead 
 the store lives in pinned host memory, so copies to the device run asynchronously.
 """
 import logging
+import os
 import zlib
 from collections.abc import Sequence
 
@@ -61,15 +62,17 @@ class LayerStore:
 
     @staticmethod
     def prepare(weights: ModelWeights, cfg: LlamaModelConfig, precisions: Sequence[Precision], int4_spec: VariantSpec,
-                cache_dir: str | None = None, calibration: list[torch.Tensor] | None = None,
+                cache_root: str | None = None, calibration: list[torch.Tensor] | None = None,
                 device: str | torch.device = "cpu") -> "LayerStore":
         """Every layer of ``weights`` in each of ``precisions`` (FP always included).
 
-        Quantized variants are read from ``cache_dir`` when it holds them for this model, else quantized
-        (AWQ needs ``calibration`` token sequences) and written there. A cached variant that fails its
-        checksums is refused with a warning and quantized again.
+        Quantized variants are read from the variant cache ``<cache_root>/<model fingerprint>`` (one
+        folder per model, so one root serves every model) when it holds them, else quantized (AWQ needs
+        ``calibration`` token sequences) and written there; ``cache_root=None`` disables the cache. A
+        cached variant that fails its checksums is refused with a warning and quantized again.
         """
-        model_hash = model_fingerprint(weights) if cache_dir else ""
+        model_hash = model_fingerprint(weights) if cache_root else ""
+        cache_dir = os.path.join(os.path.expanduser(cache_root), model_hash[:16]) if cache_root else None
         variants = {Precision.FP: list(weights.layers)}
         for precision in precisions:
             if precision != Precision.FP:

@@ -30,6 +30,7 @@ from swiftllm.server.structs import StepStats
 logger = logging.getLogger(__name__)
 
 INT4_METHODS = ("awq", "rtn")
+DEFAULT_VARIANT_CACHE = "~/.cache/morphserve/variants"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class MorphConfig:
     ``precisions``: the variants the layer store prepares; default: the policy's ladder, or all of them.
     ``ladder``: overrides the preset's ladder, e.g. ``("fp", "int8", "int4")``.
     AWQ needs ``calibration_text_path`` (e.g. the shared ``datasets/wikitext2_tokens_valid.txt``).
+    ``variant_cache_dir``: root of the quantized-variant cache (one subfolder per model); ``None``: no cache.
     """
     policy: str | None = "morph_accuracy"
     swap_order_path: str | None = None
@@ -48,7 +50,7 @@ class MorphConfig:
     precisions: tuple[str, ...] | None = None
     int4_method: str = "awq"
     group_size: int = 128
-    variant_cache_dir: str | None = None
+    variant_cache_dir: str | None = DEFAULT_VARIANT_CACHE
     calibration_text_path: str | None = None
     calibration_seq_len: int = 512
     calibration_num_seqs: int = 16
@@ -157,7 +159,7 @@ def attach_morph(engine, config: MorphConfig) -> MorphRuntime:
             policy = dataclasses.replace(policy, controller=dataclasses.replace(policy.controller, ladder=config.ladder))
     store = LayerStore.prepare(
         engine.runner.model.weights, engine.model_config, _store_precisions(config, policy), config.int4_spec(),
-        cache_dir=config.variant_cache_dir, calibration=_calibration(engine, config), device=engine.config.device)
+        cache_root=config.variant_cache_dir, calibration=_calibration(engine, config), device=engine.config.device)
     return MorphRuntime(engine, policy, store, config.event_log_path)
 
 

@@ -118,17 +118,18 @@ def test_store_checksums_catch_a_flipped_byte(model):
 
 def test_store_prepare_reads_its_cache_and_requantizes_a_corrupted_one(tiny_llama, tmp_path, monkeypatch, caplog):
     cfg, weights = load_model(tiny_llama)
-    first = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_dir=str(tmp_path))
+    first = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_root=str(tmp_path))
     monkeypatch.setattr("morph.layer_store.quantize_model", _fail_quantize)
-    cached = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_dir=str(tmp_path))
+    cached = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_root=str(tmp_path))
     assert [checksum(cached.layer(i, INT4)) for i in range(3)] == [checksum(first.layer(i, INT4)) for i in range(3)]
-    _flip_last_byte(tmp_path / f"{RTN.name}.safetensors")
+    [variant_file] = tmp_path.glob(f"*/{RTN.name}.safetensors")              # one folder per model
+    _flip_last_byte(variant_file)
     monkeypatch.undo()
     with caplog.at_level(logging.WARNING, logger="morph.layer_store"):
-        again = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_dir=str(tmp_path))
+        again = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_root=str(tmp_path))
     assert "refusing cached variant" in caplog.text
     assert checksum(again.layer(0, INT4)) == checksum(first.layer(0, INT4))
-    load_variant(str(tmp_path), RTN, model_fingerprint(weights))       # the cache was rewritten whole
+    load_variant(str(variant_file.parent), RTN, model_fingerprint(weights))    # the cache was rewritten whole
 
 
 def _fail_quantize(*args, **kwargs):

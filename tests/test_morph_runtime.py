@@ -16,7 +16,7 @@ from swiftllm import EngineConfig, LLMEngine, SamplingParams
 from swiftllm.quant.spec import VariantSpec
 
 FP, INT8, INT4 = Precision.FP, Precision.INT8, Precision.INT4
-RTN = MorphConfig(policy=None, int4_method="rtn")
+RTN = MorphConfig(policy=None, int4_method="rtn", variant_cache_dir=None)
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +64,7 @@ def test_attached_but_never_triggered_gives_the_plain_engines_greedy_outputs(tin
     prompts = _prompts(6)
     plain = [r.output_token_ids for r in _generate(_engine(tiny_llama), prompts)]
     engine = _engine(tiny_llama)
-    runtime = attach_morph(engine, MorphConfig(policy="morph_accuracy", int4_method="rtn"))
+    runtime = attach_morph(engine, MorphConfig(policy="morph_accuracy", int4_method="rtn", variant_cache_dir=None))
     requests = _generate(engine, prompts)
     assert [r.output_token_ids for r in requests] == plain
     assert runtime.events == [] and all(p == FP for p in runtime.swapper.precisions)
@@ -177,7 +177,7 @@ def test_faults_are_contained_and_serving_continues(tiny_llama, tmp_path, monkey
     log = tmp_path / "events.jsonl"
     engine = _engine(tiny_llama)
     originals = _fp_tensors(engine)
-    runtime = attach_morph(engine, MorphConfig(policy=None, int4_method="rtn", event_log_path=str(log)))
+    runtime = attach_morph(engine, MorphConfig(policy=None, int4_method="rtn", variant_cache_dir=None, event_log_path=str(log)))
     runtime.swapper.store.layer(1, INT4).gate_up_proj.weight.view(-1)[5] ^= 0x22
     requests = _generate(engine, _prompts(2, seed=2), max_tokens=4)
     events = runtime.apply([INT4] * 3)
@@ -291,5 +291,5 @@ def test_bad_configs_fail_at_attach_before_any_work(tiny_llama, fields, error, m
     engine = _engine(tiny_llama)
     layers = list(engine.runner.model.weights.layers)
     with pytest.raises(error, match=message):
-        attach_morph(engine, MorphConfig(int4_method="rtn", **fields))
+        attach_morph(engine, MorphConfig(int4_method="rtn", variant_cache_dir=None, **fields))
     assert engine.runner.model.weights.layers == layers and engine.step_hooks == []

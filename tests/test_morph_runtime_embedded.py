@@ -19,7 +19,8 @@ def test_embedded_request_spans_an_int4_swap_and_the_model_returns_bit_identical
         engine.step()
     originals = [{k: t.clone() for k, t in layer.tensors().items()} for layer in engine.runner.model.weights.layers]
 
-    runtime = attach_morph(engine, MorphConfig(policy=None, int4_method="rtn", precisions=("fp", "int4")))
+    runtime = attach_morph(engine, MorphConfig(policy=None, int4_method="rtn", precisions=("fp", "int4"),
+                                               variant_cache_dir=None))
     fp_capacity = engine.block_manager.capacity
     req = engine.add_request(prompt, params)
     for _ in range(8):
