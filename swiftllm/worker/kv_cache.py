@@ -3,8 +3,8 @@
 The arena reserves address space for ``max_blocks`` blocks once; only the first ``capacity`` blocks
 may hold memory. Each (layer, K|V) pair owns one page-aligned region of the arena, so growing makes
 the new blocks of every region usable (``make_usable``) and shrinking releases the dropped blocks'
-whole pages to the OS (CPU) or unmaps them (CUDA) without moving any kept block. Block ``b`` of every layer keeps its address for
-the pool's whole life, so block ids stay valid across resizes.
+whole pages to the OS (CPU) or unmaps them (CUDA) without moving any kept block. Block ``b`` of
+every layer keeps its address for the pool's whole life, so block ids stay valid across resizes.
 """
 import torch
 
