@@ -22,6 +22,8 @@ never touch the KV cache or any request state.
 import logging
 from dataclasses import dataclass
 
+import torch
+
 from morph.layer_store import LayerStore
 from morph.plan import Precision
 from morph.swap_copy import SwapCopier, Ticket, make_swap_copier
@@ -79,8 +81,7 @@ class LayerSwapper:
         self.reserved_bytes = list(self._fp_bytes)   # slot bytes each layer holds in the budget
         self._swaps: dict[int, _Swap] = {}
         for i in range(store.num_layers):
-            slots.copy_in(i, store.layer(i, Precision.FP))
-            weights.layers[i] = slots.views(i, store.layer(i, Precision.FP))
+            self._move_into_slot(i)
 
     @staticmethod
     def into_slots(weights: ModelWeights, store: LayerStore) -> "LayerSwapper":
@@ -92,6 +93,16 @@ class LayerSwapper:
     @property
     def in_flight(self) -> bool:
         return bool(self._swaps)
+
+    def _move_into_slot(self, i: int) -> None:
+        """Place layer ``i``'s full-precision master in its slot and run it from there. On CUDA the loaded
+        copy's memory goes back to the driver at once, so moving in never needs twice the weights."""
+        master = self.store.layer(i, Precision.FP)
+        self.slots.commit(i, self._fp_bytes[i])
+        self.slots.copy_in(i, master)
+        self.weights.layers[i] = self.slots.views(i, master)
+        if self.slots.arena.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def variant_bytes(self, i: int, precision: Precision) -> int:
         """Slot bytes layer ``i`` needs at ``precision``."""

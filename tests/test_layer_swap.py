@@ -70,6 +70,7 @@ def _big_layer(hidden=512, intermediate=2048):
 def test_slot_views_hold_the_variant_bytes_at_aligned_offsets(model):
     weights, store, _ = model
     slots = WeightSlots([store.layer(i, FP) for i in range(3)], "cpu")
+    slots.commit(1, slots.slot_bytes[1])
     for precision in (FP, INT8, INT4):
         variant = store.layer(1, precision)
         slots.copy_in(1, variant)
@@ -84,6 +85,9 @@ def test_a_released_tail_returns_memory_and_must_be_committed_before_reuse():
     fp = _big_layer()
     int4 = quantize_layer_rtn(fp)
     slots = WeightSlots([fp], "cpu")
+    with pytest.raises(RuntimeError, match="commit first"):
+        slots.copy_in(0, fp)
+    slots.commit(0, slots.slot_bytes[0])
     slots.copy_in(0, fp)
     int4_bytes = SlotLayout.of(int4).nbytes
     before = rss_bytes()

@@ -47,7 +47,7 @@ class SlotLayout:
 
 
 class WeightSlots:
-    """One slot per decoder layer, holding at most ``full_precision[i]``'s bytes; all slots start committed."""
+    """One slot per decoder layer, holding at most ``full_precision[i]``'s bytes; nothing is committed yet."""
 
     def __init__(self, full_precision: list[LayerWeights], device: str | torch.device):
         self.slot_bytes = [SlotLayout.of(layer).nbytes for layer in full_precision]   # what a slot may hold
@@ -56,8 +56,6 @@ class WeightSlots:
         self._strides = strides
         self.arena = MemoryArena(sum(strides), device)
         self.committed_bytes = [0] * len(strides)               # bytes backed by memory, from the slot start
-        for i, nbytes in enumerate(self.slot_bytes):
-            self.commit(i, nbytes)
 
     @property
     def num_slots(self) -> int:
