@@ -16,7 +16,7 @@ from swiftllm.quant.spec import VariantSpec
 
 FULL_PRECISION = "fp"
 PROFILE_METHODS = ("lis", *SIMPLE_ORDERS)
-TABLE_ORDERS = ("lis", *SIMPLE_ORDERS)
+TABLE_ORDERS = (*SIMPLE_ORDERS, "lis")             # the paper's row order
 
 
 def resolve_path(path: str) -> str:

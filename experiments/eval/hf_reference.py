@@ -52,9 +52,18 @@ def _hf_layer_tensors(layer: LayerWeights, cfg: LlamaModelConfig) -> dict[str, t
 def hf_llama(weights: ModelWeights, cfg: LlamaModelConfig, layers: Sequence[LayerWeights] | None = None):
     """A float32 ``LlamaForCausalLM`` (eval mode) with our weights, every one checked to be loaded."""
     from transformers import LlamaForCausalLM
-    model = LlamaForCausalLM(hf_config(cfg)).float().eval()
+    with _no_init_weights():                 # every parameter is overwritten: skip the (slow) random init
+        model = LlamaForCausalLM(hf_config(cfg)).float().eval()
     model.load_state_dict({k: v.contiguous() for k, v in hf_state_dict(weights, cfg, layers).items()}, strict=True)
     return model
+
+
+def _no_init_weights():
+    try:
+        from transformers.initialization import no_init_weights          # transformers >= 5
+    except ImportError:
+        from transformers.modeling_utils import no_init_weights          # transformers 4.x
+    return no_init_weights()
 
 
 def hf_logits_fn(model) -> LogitsFn:
