@@ -7,7 +7,9 @@
    checksum verification and slot copy (both on the background thread), the whole swap as seen by the
    step loop (plan applied -> layer settled, KV resize included), and the bytes copied.
 2. Decode step time of ``--batch`` concurrent requests in steady state vs while a swap is in flight
-   (a layer toggles FP <-> INT4 at every boundary without waiting): the stall, target < 2%.
+   (a layer toggles FP <-> INT4 at every boundary without waiting), lowering and raising apart: the
+   stall, target < 2%. On CPU the swap's background work (checksum, copy, and on a raise the page
+   faults that bring the released tail back) shares the cores with the decode.
 3. KV resize latency: growing and shrinking by one layer's worth of blocks, idle and with live
    blocks to move.
 Timings are noisy when other processes share the CPU: run it alone for reportable numbers.
@@ -79,8 +81,9 @@ def _plan(num_layers: int, precisions: dict[int, Precision]) -> MorphPlan:
     return MorphPlan(tuple(precisions.get(i, FP) for i in range(num_layers)))
 
 
-def decode_stall(engine, runtime, batch: int, steps: int) -> dict:
-    """Median decode step time in steady state and with a swap in flight at every step (hooks included).
+def decode_stall(engine, runtime, batch: int, steps: int) -> list[dict]:
+    """Median decode step time in steady state and with a swap of layer 0 in flight at every step (hook
+    included), lowering (FP -> INT4) and raising (INT4 -> FP) apart.
 
     Windows of ``WINDOW`` steady and ``WINDOW`` in-flight steps alternate, so the contexts' growth and
     other processes' load drift affect both alike."""
@@ -91,21 +94,22 @@ def decode_stall(engine, runtime, batch: int, steps: int) -> dict:
         engine.add_request(prompt, params)
     for _ in range(4):
         engine.step()                                         # prefill and warm-up
-    steady, in_flight, swaps = [], [], 0
-    while len(in_flight) < steps:
+    times = {"steady": [], "lowering in flight": [], "raising in flight": []}
+    while len(times["lowering in flight"]) + len(times["raising in flight"]) < steps:
         runtime.apply(_plan(num_layers, {}))                  # all layers back at FP, nothing in flight
-        steady += [_timed_step(engine) for _ in range(WINDOW)]
+        times["steady"] += [_timed_step(engine) for _ in range(WINDOW)]
+        target = FP
         for _ in range(WINDOW):
             if not runtime.actuator.busy:
-                swaps += 1
-                runtime.actuator.apply(_plan(num_layers, {0: INT4 if swaps % 2 else FP}), engine.clock())
-            in_flight.append(_timed_step(engine))
+                target = INT4 if target == FP else FP
+                runtime.actuator.apply(_plan(num_layers, {0: target}), engine.clock())
+            times["lowering in flight" if target == INT4 else "raising in flight"].append(_timed_step(engine))
     runtime.apply(_plan(num_layers, {}))
     for request_id in list(engine.requests):
         engine.abort(request_id)
-    steady_ms, busy_ms = statistics.median(steady) * 1e3, statistics.median(in_flight) * 1e3
-    return {"batch": batch, "steady_ms": steady_ms, "swap_in_flight_ms": busy_ms,
-            "stall_pct": 100 * (busy_ms / steady_ms - 1), "swaps": swaps}
+    steady_ms = statistics.median(times["steady"]) * 1e3
+    return [{"batch": batch, "state": state, "steps": len(samples), "step_ms": statistics.median(samples) * 1e3,
+             "stall_pct": 100 * (statistics.median(samples) * 1e3 / steady_ms - 1)} for state, samples in times.items()]
 
 
 def _timed_step(engine) -> float:
@@ -159,7 +163,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     engine, runtime = build(args)
     results = {"swaps": swap_latencies(engine, runtime, args.layers),
-               "decode": [decode_stall(engine, runtime, args.batch, args.steps)],
+               "decode": decode_stall(engine, runtime, args.batch, args.steps),
                "kv_resize": kv_resizes(engine, runtime)}
     runtime.close()
     print_table("Swap latency per layer (median; copy and verify run on the background thread)", results["swaps"])
