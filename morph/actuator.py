@@ -33,7 +33,7 @@ class TransitionEvent:
     verify_seconds: float
     copy_seconds: float
     kv_capacity_before: int         # blocks, when the transition began
-    kv_capacity_after: int          # blocks, once its freed bytes were credited to the KV pool
+    kv_capacity_after: int          # blocks, after the KV resize of the boundary at which it ended
     num_quantized_layers: int       # after the transition
     precision_version: int
     error: str | None
