@@ -42,7 +42,7 @@ class PolicySection:
     quant_method: str = "rtn"              # awq | rtn
     calibration_text: str | None = None
     group_size: int = 128
-    variant_cache_dir: str | None = "~/.cache/morphserve/variants"
+    variant_cache_dir: str | None = "~/.cache/morphserve/variants"   # root: one subfolder per model fingerprint
 
     def __post_init__(self):
         if self.name not in POLICIES:
