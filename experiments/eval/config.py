@@ -60,7 +60,8 @@ class DataSection:
 class QuantSection:
     """How quantized variants are made: AWQ calibrates on ``num_seqs`` windows of ``seq_len`` tokens of
     ``calibration_file`` (in ``data.datasets_dir``; the runtime's defaults, so a shared cache matches).
-    Variants are read from ``cache_dir`` when present there, else quantized and written there."""
+    ``cache_dir`` is the variant cache root of the morph layer store (one folder per model fingerprint
+    inside, shared with the serving runtime); null quantizes every run."""
     calibration_file: str = "wikitext2_tokens_valid.txt"
     seq_len: int = 512
     num_seqs: int = 16

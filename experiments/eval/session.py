@@ -25,6 +25,8 @@ from swiftllm.worker.weight_loader import EMBEDDED_MODEL_NAMES, load_model
 
 
 class EvalSession:
+    """Loads the model once; test windows and variants are built on first use and kept."""
+
     def __init__(self, model: ModelSection, data: DataSection, quant: QuantSection):
         self.model_path = model.path if model.path in EMBEDDED_MODEL_NAMES else resolve_path(model.path)
         self.model_name = model.name
@@ -77,6 +79,6 @@ class EvalSession:
         calibration = None
         if spec.method == "awq":
             calibration = self.calibration(self.quant.calibration_file, self.quant.seq_len, self.quant.num_seqs)
-        cache_dir = None if self.quant.cache_dir is None else resolve_path(self.quant.cache_dir)
-        store = LayerStore.prepare(self.weights, self.cfg, [precision], spec, cache_dir, calibration)
+        cache_root = None if self.quant.cache_dir is None else resolve_path(self.quant.cache_dir)
+        store = LayerStore.prepare(self.weights, self.cfg, [precision], spec, cache_root, calibration)
         return [store.layer(i, precision) for i in range(self.num_layers)]
