@@ -134,7 +134,7 @@ def test_swap_counts_beyond_the_model_are_rejected(tiny_session):
     ("profile", ["method=best"], ValueError, "method must be one of"),
     ("profile", ["calibration.seq_len=1"], ValueError, "calibration.seq_len must be >= 2"),
     ("profile", ["coefficients.mds=nan"], ValueError, "coefficients must be finite"),
-    ("table1", ["orders=[lis,middle_out]"], ValueError, "orders must be a non-empty subset"),
+    ("table1", ["orders=[lis,middle_out]"], ValueError, "orders must be a non-empty list"),
     ("table1", ["counts=[0,4]"], ValueError, "each >= 1"),
     ("table1", ["random_seeds=[]"], ValueError, "at least one seed"),
 ])

@@ -33,7 +33,7 @@ def test_lis_record_is_read_by_the_controller(session, config, tmp_path):
     assert record["steps"][0]["lts"] == record["lts"][record["order"][0]]
     assert record["parameters"] == {"coefficients": {"lts": 1.0, "lrs": 1.0, "mds": 1.0},
                                     "calibration": {"file": "valid.txt", "seq_len": 40, "num_seqs": 2}}
-    assert record["profiling_seconds"] > 0
+    assert record["profiling_seconds"] > 0 and record["profiling_cpu_seconds"] > 0
 
 
 @pytest.mark.parametrize("method, seed", [("back_to_front", 0), ("random", 7)])

@@ -84,3 +84,28 @@ def test_counts_beyond_the_model_are_rejected():
     with pytest.raises(ValueError, match="the model has 3 layers"):
         swap_counts(Table1Config(counts=[1, 4]), NUM_LAYERS)
     assert swap_counts(Table1Config(counts=[2, 1, 2]), NUM_LAYERS) == [0, 1, 2, 3]
+
+
+def test_points_file_resumes_and_extends_a_run(session, lis_file, tmp_path):
+    points = tmp_path / "points.json"
+    first = Table1Config(int4_variant="rtn-int4-g32", counts=[1], orders=["front_to_back"], points_file=str(points))
+    rows = table1_rows(session, first)
+    calls = []
+    real = session.perplexity
+    session.perplexity = lambda layers, desc: calls.append(desc) or real(layers, desc)
+    extended = Table1Config(int4_variant="rtn-int4-g32", counts=[1], orders=["front_to_back", lis_file],
+                            points_file=str(points))
+    again = table1_rows(session, extended)
+    del session.perplexity
+    assert again[:len(rows)] == rows
+    assert calls == [f"{lis_file} k=1"]                  # only {1} is new: {}, {0}, {0, 1, 2} are kept
+    assert [row["order"] for row in again[len(rows):]] == [lis_file] * 3
+    other = Table1Config(int4_variant="rtn-int4-g64", counts=[1], orders=["front_to_back"], points_file=str(points))
+    with pytest.raises(ValueError, match="holds perplexities of another setup"):
+        table1_rows(session, other)
+
+
+def test_profiling_files_are_labelled_by_name(table, lis_file):
+    rows, _, _ = table
+    text = markdown_table([dict(row, order=lis_file) for row in rows.values() if row["order"] == "lis"], NUM_LAYERS)
+    assert text.splitlines()[2].startswith("| lis |")

@@ -122,7 +122,7 @@ class CalibrationSection:
     """Profiling calibration: ``num_seqs`` windows of ``seq_len`` tokens of ``file`` (in data.datasets_dir)."""
     file: str = "wikitext2_tokens_valid.txt"
     seq_len: int = 256
-    num_seqs: int = 4
+    num_seqs: int = 2
 
     def __post_init__(self):
         if self.seq_len < 2 or self.num_seqs < 1:
@@ -150,7 +150,9 @@ class ProfileConfig:
 @dataclass
 class Table1Config:
     """Perplexity as the number of INT4 layers grows: 0 and all are always included, ``counts`` are the
-    points between; ``random`` is averaged over ``random_seeds``; ``lis`` reads ``lis_order_file``."""
+    points between. ``orders``: simple orders, ``lis`` (reads ``lis_order_file``) or paths of other
+    profiling JSON files; ``random`` is averaged over ``random_seeds``. Every measured point is kept in
+    ``points_file`` (null: not kept), so an interrupted or extended run measures only what is new."""
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     quant: QuantSection = field(default_factory=QuantSection)
@@ -159,12 +161,14 @@ class Table1Config:
     orders: list[str] = field(default_factory=lambda: list(TABLE_ORDERS))
     random_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     lis_order_file: str = "results/swap_orders/lis.json"
+    points_file: str | None = None
 
     def __post_init__(self):
         check_int4_variant(self.int4_variant, "int4_variant")
-        unknown = sorted(set(self.orders) - set(TABLE_ORDERS))
+        unknown = [name for name in self.orders if name not in TABLE_ORDERS and not name.endswith(".json")]
         if unknown or not self.orders:
-            raise ValueError(f"orders must be a non-empty subset of {TABLE_ORDERS}, got {list(self.orders)}")
+            raise ValueError(f"orders must be a non-empty list of {TABLE_ORDERS} or profiling .json files, "
+                             f"got {list(self.orders)}")
         if any(k < 1 for k in self.counts):
             raise ValueError(f"counts are the points between 0 and all layers, each >= 1; got {list(self.counts)}")
         if "random" in self.orders and not self.random_seeds:

@@ -1,17 +1,23 @@
 """Table 1 (paper appendix B.3): WikiText-2 perplexity as the number of INT4 layers grows, per swap order.
 
 Perplexity depends only on which layers are quantized, so each distinct set is evaluated once (k = 0
-and k = all are shared by every order). ``random`` is the mean over one random order per seed.
+and k = all are shared by every order), and, with a points file, once across runs. ``random`` is the
+mean over one random order per seed.
 """
+import hashlib
 import logging
 import statistics
+from pathlib import Path
 
-from experiments.eval.config import Table1Config
+import torch
+
+from experiments.eval.config import Table1Config, resolve_path
 from experiments.eval.orders import resolve_order
+from experiments.eval.ppl_points import PerplexityPoints
 from experiments.eval.session import EvalSession
 from experiments.metrics.report import Row
 from experiments.plots.figure_files import FigureFiles, new_figure, save_figure
-from morph.profiling import random_order, simple_order
+from morph.profiling import random_order
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +33,7 @@ def table1_orders(cfg: Table1Config, num_layers: int) -> dict[str, list[tuple[in
         elif name == "random":
             orders[name] = [random_order(num_layers, seed) for seed in cfg.random_seeds]
         else:
-            orders[name] = [simple_order(name, num_layers)]
+            orders[name] = [resolve_order(name, num_layers)]      # a simple order or a profiling JSON file
     return orders
 
 
@@ -41,14 +47,14 @@ def swap_counts(cfg: Table1Config, num_layers: int) -> list[int]:
 def table1_rows(session: EvalSession, cfg: Table1Config) -> list[Row]:
     """One row per (order, number of INT4 layers): the perplexity (mean, min and max over the order's runs)."""
     orders = table1_orders(cfg, session.num_layers)
-    known: dict[frozenset[int], float] = {}
+    points = PerplexityPoints(None if cfg.points_file is None else resolve_path(cfg.points_file),
+                              points_identity(session, cfg.int4_variant))
 
     def ppl(layers: tuple[int, ...], label: str) -> float:
-        key = frozenset(layers)
-        if key not in known:
-            known[key] = session.perplexity(session.mixed(cfg.int4_variant, key), desc=label).ppl
-            logger.info("%s: ppl %.4f", label, known[key])
-        return known[key]
+        if points.get(layers) is None:
+            points.put(layers, session.perplexity(session.mixed(cfg.int4_variant, layers), desc=label).ppl)
+            logger.info("%s: ppl %.4f", label, points.get(layers))
+        return points.get(layers)
 
     rows = []
     for name, runs in orders.items():
@@ -57,6 +63,14 @@ def table1_rows(session: EvalSession, cfg: Table1Config) -> list[Row]:
             rows.append({"order": name, "int4_layers": k, "ppl": statistics.fmean(values),
                          "ppl_min": min(values), "ppl_max": max(values), "runs": len(values)})
     return rows
+
+
+def points_identity(session: EvalSession, int4_variant: str) -> dict:
+    """What a perplexity point depends on: model and variant weights, and the test windows."""
+    windows = torch.cat(session.test_windows).numpy().tobytes()
+    return {"model_hash": session.model_hash, "int4_variant": int4_variant,
+            "variant_hash": session.variant_hash(int4_variant), "window_len": session.data.window_len,
+            "num_windows": len(session.test_windows), "windows_sha256": hashlib.sha256(windows).hexdigest()}
 
 
 def markdown_table(rows: list[Row], num_layers: int) -> str:
@@ -97,7 +111,7 @@ def _count_label(k: int, num_layers: int) -> str:
 
 
 def _order_label(name: str, runs: int) -> str:
-    label = ORDER_LABELS[name]
+    label = ORDER_LABELS.get(name) or Path(name).stem
     return f"{label} (mean of {runs})" if runs > 1 else label
 
 

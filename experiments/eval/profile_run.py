@@ -35,16 +35,17 @@ def lis_record(session: EvalSession, cfg: ProfileConfig, progress: bool = True) 
     calib = cfg.calibration
     sequences = session.calibration(calib.file, calib.seq_len, calib.num_seqs)
     coefficients = LisCoefficients(**dataclasses.asdict(cfg.coefficients))
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     profile = profile_lis(session.weights, session.cfg, variant, sequences, coefficients, progress)
-    seconds = time.perf_counter() - start
-    logger.info("LIS profiling of %d layers on %d x %d tokens took %.0f s", session.num_layers, calib.num_seqs,
-                calib.seq_len, seconds)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    logger.info("LIS profiling of %d layers on %d x %d tokens took %.0f s (%.0f s of CPU time)", session.num_layers,
+                calib.num_seqs, calib.seq_len, seconds, cpu_seconds)
     return {
         "variant": cfg.int4_variant, "variant_hash": session.variant_hash(cfg.int4_variant),
         "parameters": {"coefficients": dataclasses.asdict(coefficients), "calibration": dataclasses.asdict(calib)},
         "order": list(profile.order), "steps": [dataclasses.asdict(step) for step in profile.steps],
         "lts": list(profile.lts), "lrs": list(profile.lrs), "profiling_seconds": seconds,
+        "profiling_cpu_seconds": cpu_seconds,
     }
 
 

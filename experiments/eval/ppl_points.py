@@ -1,0 +1,42 @@
+"""Measured perplexities by set of INT4 layers, kept in a JSON file between runs (resume and extend Table 1).
+
+A point depends on the model, the INT4 variant and the test windows. The file records them as its
+``identity`` and is reused only when they all match: a stale file is an error, never a silent mix.
+"""
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class PerplexityPoints:
+    """``get`` / ``put`` the perplexity of the model with the layers ``int4_layers`` in INT4."""
+
+    def __init__(self, path: str | Path | None, identity: dict):
+        self.path = None if path is None else Path(path)
+        self.identity = identity
+        self.points: dict[frozenset[int], float] = {}
+        if self.path is not None and self.path.is_file():
+            self._load()
+
+    def get(self, int4_layers: Iterable[int]) -> float | None:
+        return self.points.get(frozenset(int4_layers))
+
+    def put(self, int4_layers: Iterable[int], ppl: float) -> None:
+        self.points[frozenset(int4_layers)] = ppl
+        if self.path is not None:
+            self._save()
+
+    def _load(self) -> None:
+        content = json.loads(self.path.read_text())
+        if content.get("identity") != self.identity:
+            raise ValueError(f"{self.path} holds perplexities of another setup ({content.get('identity')}, now "
+                             f"{self.identity}): delete it or set another points_file")
+        self.points = {frozenset(point["int4_layers"]): point["ppl"] for point in content["points"]}
+
+    def _save(self) -> None:
+        points = [{"int4_layers": sorted(layers), "ppl": ppl} for layers, ppl in self.points.items()]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"identity": self.identity, "points": points}, indent=1) + "\n")
+        os.replace(tmp, self.path)
