@@ -9,7 +9,7 @@ import pytest
 from experiments.workload.content import (
     build_dataset_workload, build_random_workload, random_token_prompt, truncated_prompt_ids,
 )
-from experiments.workload.datasets import EVAL_SETS, EvalSample, load_eval_samples, load_eval_set
+from experiments.workload.datasets import EvalSample, load_eval_samples, load_eval_set
 from experiments.workload.templates import LONGBENCH_TEMPLATES, PromptTemplate
 from experiments.workload.traces import TraceRequest
 

@@ -3,8 +3,6 @@ import logging
 import time
 from typing import Callable
 
-import torch
-
 from swiftllm.engine_config import EngineConfig
 from swiftllm.sampling_params import SamplingParams
 from swiftllm.server.block_manager import BlockManager
@@ -178,7 +176,6 @@ class LLM:
     """Offline batch API: ``LLM(config).generate(prompts, params)``."""
 
     def __init__(self, config: EngineConfig | None = None, **kwargs):
-        torch.manual_seed((config or EngineConfig(**kwargs)).seed)
         self.engine = LLMEngine(config or EngineConfig(**kwargs))
 
     def generate(self, prompts: list[str | list[int]], params: SamplingParams | list[SamplingParams],

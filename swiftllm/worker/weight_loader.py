@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from swiftllm.model_config import LlamaModelConfig
-from swiftllm.worker.weight import LayerWeights, ModelWeights, dense_layer
+from swiftllm.worker.weight import ModelWeights, dense_layer
 
 logger = logging.getLogger(__name__)
 
