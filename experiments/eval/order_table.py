@@ -95,9 +95,10 @@ def plot_table1(rows: list[Row], out_dir: str, title: str) -> FigureFiles:
     for name in dict.fromkeys(row["order"] for row in rows):
         own = [row for row in rows if row["order"] == name]
         x = [position[row["int4_layers"]] for row in own]
-        axes.plot(x, [row["ppl"] for row in own], marker="o", label=_order_label(name, own[0]["runs"]))
+        (line,) = axes.plot(x, [row["ppl"] for row in own], marker="o", label=_order_label(name, own[0]["runs"]))
         if own[0]["runs"] > 1:
-            axes.fill_between(x, [row["ppl_min"] for row in own], [row["ppl_max"] for row in own], alpha=0.2)
+            axes.fill_between(x, [row["ppl_min"] for row in own], [row["ppl_max"] for row in own],
+                              color=line.get_color(), alpha=0.2)
     axes.set_xticks(range(len(counts)), [str(k) for k in counts])
     axes.set_xlabel("decoder layers in INT4")
     axes.set_ylabel("WikiText-2 perplexity")
