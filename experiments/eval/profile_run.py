@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def swap_order_record(session: EvalSession, cfg: ProfileConfig, progress: bool = True) -> dict:
+    """The swap order of ``cfg.method`` for the session's model, with what produced it."""
     record = {"model": session.model_name, "model_path": session.model_path, "model_hash": session.model_hash,
               "num_layers": session.num_layers, "method": cfg.method}
     if cfg.method != "lis":
