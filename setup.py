@@ -1,8 +1,8 @@
 """Package metadata and the C++ extension build.
 
 Install with ``pip install --no-build-isolation -e .``: the extension compiles against the torch
-already installed (build isolation would pull a CUDA torch). The CPU arena extension is always
-built; the CUDA arena extension only where torch is a CUDA build and a CUDA toolkit is found.
+already installed (build isolation would pull a CUDA torch). The CPU extensions (memory arena, decode
+kernels) are always built; the CUDA arena extension only where torch is a CUDA build and a CUDA toolkit is found.
 """
 from setuptools import find_packages, setup
 
@@ -22,18 +22,26 @@ def host_arena_extension() -> CppExtension:
                         extra_compile_args=COMPILE_ARGS["cxx"])
 
 
+def cpu_kernels_extension() -> CppExtension:
+    """``at::parallel_for`` is inline OpenMP: without -fopenmp the kernels would run on one thread."""
+    sources = ["csrc/skinny_linear.cpp", "csrc/paged_decode_attention.cpp", "csrc/cpu_kernels_bindings.cpp"]
+    return CppExtension("swiftllm._cpu_kernels", sources, extra_compile_args=COMPILE_ARGS["cxx"] + ["-fopenmp"],
+                        extra_link_args=["-fopenmp"])
+
+
 def device_arena_extension() -> CUDAExtension:
     return CUDAExtension("swiftllm._arena_cuda", ["csrc/cuda/device_arena.cu", "csrc/cuda/device_bindings.cpp"],
                          libraries=["cuda"], extra_compile_args=COMPILE_ARGS)
 
 
-def arena_extensions() -> list:
+def extensions() -> list:
+    cpu = [host_arena_extension(), cpu_kernels_extension()]
     if torch.version.cuda is not None and CUDA_HOME is not None:
-        return [host_arena_extension(), device_arena_extension()]
-    return [host_arena_extension()]
+        return cpu + [device_arena_extension()]
+    return cpu
 
 
-class BuildArenaExtensions(BuildExtension):
+class BuildExtensions(BuildExtension):
     """Fails the install with the reason when an extension does not build (no silent fallback)."""
 
     def build_extension(self, ext):
@@ -41,7 +49,7 @@ class BuildArenaExtensions(BuildExtension):
             super().build_extension(ext)
         except Exception as failure:
             raise SystemExit(f"building the C++ extension {ext.name} failed: {failure}\n"
-                             "MorphServe needs it (elastic memory arena, swap copy). Check that a C++ compiler "
+                             "MorphServe needs it (elastic memory arena, swap copy, decode kernels). Check that a C++ compiler "
                              "(g++ with C++20) is installed and that torch's headers match the installed torch; "
                              "the CUDA part also needs nvcc and libcuda.") from failure
 
@@ -52,6 +60,6 @@ setup(
     description="MorphServe: workload-aware LLM serving with runtime layer swapping and KV-cache resizing",
     packages=find_packages(include=["swiftllm*", "morph*", "experiments*"]),
     python_requires=">=3.10",
-    ext_modules=arena_extensions(),
-    cmdclass={"build_ext": BuildArenaExtensions},
+    ext_modules=extensions(),
+    cmdclass={"build_ext": BuildExtensions},
 )

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from swiftllm.worker.kernels.kv_store import store_kv  # noqa: E402
-from swiftllm.worker.kernels.paged_attention import context_slots, paged_decode_attention  # noqa: E402
+from swiftllm.worker.kernels.paged_attention import paged_decode_attention  # noqa: E402
 from swiftllm.worker.kernels.rmsnorm import rmsnorm  # noqa: E402
 from swiftllm.worker.kernels.rotary import apply_rotary  # noqa: E402
 from swiftllm.worker.kernels.silu_and_mul import silu_and_mul  # noqa: E402
@@ -25,6 +25,7 @@ from swiftllm.worker.kernels.triton_paged_attention import paged_decode_attentio
 from swiftllm.worker.kernels.triton_rmsnorm import rmsnorm_triton  # noqa: E402
 from swiftllm.worker.kernels.triton_rotary import apply_rotary_triton  # noqa: E402
 from swiftllm.worker.kernels.triton_silu_and_mul import silu_and_mul_triton  # noqa: E402
+from tests.paged_context import PAGED_CASES, random_paged_context  # noqa: E402
 
 # (atol, rtol) per dtype: float32 differs only by summation order; float16 by one rounding step.
 TOLERANCES = {torch.float32: (1e-5, 1e-5), torch.float16: (2e-3, 2e-3)}
@@ -111,32 +112,16 @@ def test_store_kv_rejects_mismatched_heads():
         store_kv_triton(cache, cache.clone(), torch.zeros(1, 2, 8), torch.zeros(1, 2, 8), torch.zeros(1, dtype=torch.long))
 
 
-def random_paged_context(seq_lens: list[int], num_blocks: int, block_size: int, kv_heads: int, head_dim: int,
-                         dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random caches and per-sequence block tables over disjoint, shuffled blocks."""
-    max_blocks = max(-(-n // block_size) for n in seq_lens) + 1
-    k_cache = torch.randn(num_blocks, block_size, kv_heads, head_dim, dtype=dtype)
-    v_cache = torch.randn_like(k_cache)
-    block_ids = torch.randperm(num_blocks)[:len(seq_lens) * max_blocks]
-    return k_cache, v_cache, block_ids.view(len(seq_lens), max_blocks)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
-@pytest.mark.parametrize("q_heads,kv_heads,head_dim,block_size,seq_lens", [
-    (4, 4, 32, 16, [1]),                   # multi-head, one token of context
-    (9, 3, 64, 16, [1, 17, 40, 5]),        # SmolLM2 GQA (group 3), partial last pages
-    (6, 2, 24, 5, [13, 3]),                # non-power-of-2 head_dim and block_size
-    (8, 1, 16, 4, [9, 32, 2]),             # multi-query
-])
+@pytest.mark.parametrize("q_heads,kv_heads,head_dim,block_size,seq_lens", PAGED_CASES)
 def test_paged_decode_attention_matches_torch(q_heads, kv_heads, head_dim, block_size, seq_lens, index_dtype, dtype):
     num_blocks = 64
     k_cache, v_cache, block_tables = random_paged_context(seq_lens, num_blocks, block_size, kv_heads, head_dim, dtype)
     q = torch.randn(len(seq_lens), q_heads, head_dim, dtype=dtype)
     lens = torch.tensor(seq_lens)
     scale = head_dim ** -0.5
-    slots, valid = context_slots(block_tables, lens, block_size)
-    expected = paged_decode_attention(q.float(), k_cache.float(), v_cache.float(), slots, valid, scale).to(dtype)
+    expected = paged_decode_attention(q.float(), k_cache.float(), v_cache.float(), block_tables, lens, scale).to(dtype)
     actual = paged_decode_attention_triton(q, k_cache, v_cache, block_tables.to(index_dtype), lens.to(index_dtype), scale)
     assert_close(actual, expected)
 

@@ -21,6 +21,4 @@ class InferState:
     num_prefill_rows: int
     decode_block_tables: torch.Tensor | None  # [D, max_blocks] block tables of the decoding sequences (None: no decode)
     decode_seq_lens: torch.Tensor | None      # [D] context length of each, the new token included
-    decode_slots: torch.Tensor | None  # [D, L] cache slots of each decoding sequence's context, padded (CPU path)
-    decode_valid: torch.Tensor | None  # [D, L] bool (CPU path)
     logit_rows: torch.Tensor           # [S] rows whose next-token logits are needed

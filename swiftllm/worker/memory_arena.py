@@ -16,19 +16,11 @@ Invariants:
 
 The extension is imported lazily, so ``import swiftllm`` works before it is built.
 """
-import importlib
 from typing import Sequence
 
 import torch
 
-BUILD_HINT = "build it with `pip install --no-build-isolation -e .` in the repository root"
-
-
-def _extension(name: str):
-    try:
-        return importlib.import_module(f"swiftllm.{name}")
-    except ImportError as missing:
-        raise ImportError(f"the MorphServe C++ extension swiftllm.{name} is not built: {BUILD_HINT}") from missing
+from swiftllm.extensions import load_extension
 
 
 def _check_byte_count(value: int, name: str) -> None:
@@ -45,11 +37,11 @@ class MemoryArena:
             raise ValueError("capacity_bytes must be positive")
         self.device = torch.device(device)
         if self.device.type == "cpu":
-            self._arena = _extension("_arena_cpu").HostArena(capacity_bytes)
+            self._arena = load_extension("_arena_cpu").HostArena(capacity_bytes)
             self.page_size: int = self._arena.page_size()
         elif self.device.type == "cuda":
             ordinal = self.device.index if self.device.index is not None else torch.cuda.current_device()
-            self._arena = _extension("_arena_cuda").DeviceArena(capacity_bytes, ordinal)
+            self._arena = load_extension("_arena_cuda").DeviceArena(capacity_bytes, ordinal)
             self.page_size = self._arena.granularity
         else:
             raise ValueError(f"MemoryArena supports cpu and cuda devices, got {self.device}")
@@ -90,6 +82,6 @@ def copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:
     """
     if dst.is_cuda:
         stream = torch.cuda.current_stream(dst.device).cuda_stream
-        _extension("_arena_cuda").copy_into(dst, src, stream)
+        load_extension("_arena_cuda").copy_into(dst, src, stream)
     else:
-        _extension("_arena_cpu").copy_into(dst, src)
+        load_extension("_arena_cpu").copy_into(dst, src)

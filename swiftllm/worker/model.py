@@ -9,6 +9,7 @@ import torch
 
 from swiftllm.model_config import LlamaModelConfig
 from swiftllm.worker.infer_state import InferState
+from swiftllm.worker.kernels.dense_linear import dense_linear
 from swiftllm.worker.kernels.ops import apply_rotary, decode_attention, prefill_attention, rmsnorm, silu_and_mul, store_kv
 from swiftllm.worker.kernels.rotary import rotary_cos_sin
 from swiftllm.worker.weight import LayerWeights, ModelWeights
@@ -81,7 +82,7 @@ class LlamaModel:
             attend = self._paged_attend(state, k_caches[i], v_caches[i])
             x = decoder_layer(x, layer, self.cfg, cos, sin, attend)
         x = rmsnorm(x[state.logit_rows], self.weights.final_norm, self.cfg.rms_norm_eps)
-        return (x @ self.weights.lm_head.T).float()
+        return dense_linear(x, self.weights.lm_head).float()
 
     def _paged_attend(self, state: InferState, k_cache: torch.Tensor, v_cache: torch.Tensor) -> Attend:
         def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

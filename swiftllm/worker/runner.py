@@ -4,7 +4,6 @@ import torch
 from swiftllm.model_config import LlamaModelConfig
 from swiftllm.server.structs import Request
 from swiftllm.worker.infer_state import InferState, PrefillSeq
-from swiftllm.worker.kernels.paged_attention import context_slots
 from swiftllm.worker.kv_cache import PagedKVCache
 from swiftllm.worker.model import LlamaModel
 from swiftllm.worker.sampler import sample
@@ -52,17 +51,14 @@ class ModelRunner:
             if start + n == req.num_tokens:
                 logit_rows.append(row - 1)
                 sampled.append(req)
-        tables = lens = decode_slots = decode_valid = None
+        tables = lens = None
         if decode:
             tables = _padded_tables([r.block_table for r, _ in decode])
             lens = torch.tensor([r.num_computed + 1 for r, _ in decode])
-            if self.device.type == "cpu":
-                decode_slots, decode_valid = context_slots(tables, lens, bs)
         state = InferState(
             positions=_to(torch.cat(positions), self.device), slot_mapping=_to(torch.cat(slots), self.device),
             prefills=prefills, num_prefill_rows=sum(n for _, n in prefill),
             decode_block_tables=_to(tables, self.device), decode_seq_lens=_to(lens, self.device),
-            decode_slots=decode_slots, decode_valid=decode_valid,
             logit_rows=torch.tensor(logit_rows, dtype=torch.int64, device=self.device),
         )
         return torch.tensor(ids, dtype=torch.int64, device=self.device), state, sampled

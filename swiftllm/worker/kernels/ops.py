@@ -1,4 +1,5 @@
-"""Device dispatch: torch ops on CPU, Triton kernels (and flash-attn prefill when installed) on CUDA.
+"""Device dispatch: torch ops (and the C++ decode attention) on CPU, Triton kernels (and flash-attn prefill
+when installed) on CUDA.
 
 Triton is imported only when a CUDA tensor reaches a kernel, so CPU users never load it.
 """
@@ -8,6 +9,7 @@ from functools import cache
 import torch
 
 from swiftllm.worker.kernels import kv_store, paged_attention, rmsnorm as rmsnorm_torch, rotary, silu_and_mul as silu_torch
+from swiftllm.worker.kernels.cpu_kernels import cpu_kernels
 
 
 @cache
@@ -55,7 +57,11 @@ def decode_attention(q, k_cache, v_cache, state, scale: float) -> torch.Tensor:
     if q.is_cuda:
         return _triton()[1].paged_decode_attention_triton(q.contiguous(), k_cache, v_cache, state.decode_block_tables,
                                                           state.decode_seq_lens, scale)
-    return paged_attention.paged_decode_attention(q, k_cache, v_cache, state.decode_slots, state.decode_valid, scale)
+    if q.dtype == torch.float32 and cpu_kernels() is not None:
+        return cpu_kernels().paged_decode_attention(q.contiguous(), k_cache, v_cache, state.decode_block_tables,
+                                                    state.decode_seq_lens, scale)
+    return paged_attention.paged_decode_attention(q, k_cache, v_cache, state.decode_block_tables,
+                                                  state.decode_seq_lens, scale)
 
 
 def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Triton paged decode attention (CUDA path): reads K/V straight from the cache blocks.
 
-Mirrors ``paged_attention.paged_decode_attention`` applied to ``context_slots(block_tables, seq_lens, bs)``.
+Mirrors ``paged_attention.paged_decode_attention``.
 One program serves one (sequence, KV head) pair and all the query heads of its GQA group, so each
 K/V page is loaded once per group; the softmax is computed online (running max and sum) page by page.
 """

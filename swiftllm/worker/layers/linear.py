@@ -6,7 +6,8 @@
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
+
+from swiftllm.worker.kernels.dense_linear import dense_linear
 
 
 class Linear(Protocol):
@@ -40,7 +41,7 @@ class DenseLinear:
         return self.weight.shape[0]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight)
+        return dense_linear(x, self.weight)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"weight": self.weight}

@@ -1,0 +1,19 @@
+// CPU compute kernels of the engine's decode path (fp32, AVX2 + FMA); see each source file.
+#pragma once
+
+#include <torch/extension.h>
+
+namespace morphserve {
+
+// Whether this CPU runs the kernels below (AVX2 and FMA); they raise a ValueError where it does not.
+bool cpu_supported();
+
+// x: [M, K], w: [N, K], float32, contiguous -> x @ w.T: [M, N]. Meant for small M (decode).
+torch::Tensor skinny_linear(const torch::Tensor& x, const torch::Tensor& w);
+
+// q: [S, hq, d]; k_cache, v_cache: [num_blocks, block_size, hkv, d] (float32, contiguous);
+// block_tables: [S, max_blocks]; seq_lens: [S] (context length, the new token included) -> [S, hq, d].
+torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
+                                     const torch::Tensor& block_tables, const torch::Tensor& seq_lens, double scale);
+
+}  // namespace morphserve

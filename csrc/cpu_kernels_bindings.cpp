@@ -1,0 +1,12 @@
+// Torch binding of the CPU kernels; both run with the GIL released.
+#include "cpu_kernels.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  namespace py = pybind11;
+  m.def("cpu_supported", &morphserve::cpu_supported);
+  m.def("skinny_linear", &morphserve::skinny_linear, py::arg("x"), py::arg("w"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("paged_decode_attention", &morphserve::paged_decode_attention, py::arg("q"), py::arg("k_cache"),
+        py::arg("v_cache"), py::arg("block_tables"), py::arg("seq_lens"), py::arg("scale"),
+        py::call_guard<py::gil_scoped_release>());
+}
