@@ -14,12 +14,15 @@ python3 experiments/perplexity.py data.datasets_dir="$SHARED/datasets"
 python3 experiments/profile_layers.py data.datasets_dir="$SHARED/datasets"
 python3 experiments/table1.py data.datasets_dir="$SHARED/datasets"
 
-# Figures 4, 5, 7 share their replays (one run per policy and trace, saved under results/figures/<trace>/runs).
+# Figures 4, 5, 7 share their replays: one run per policy and trace, saved under results/figures/<trace>/runs
+# and reused by every script given the same configuration. Each trace is paired with an eval set for quality.
 export MORPHSERVE_SHARED="$SHARED"      # trace and dataset configs read their paths from it
-for trace in azure_code azure_conv; do
-  python3 experiments/fig5_kv_capacity.py trace=$trace $AWQ figure_dir=results/figures/$trace
-  python3 experiments/fig7_tpot_cdf.py trace=$trace $AWQ figure_dir=results/figures/$trace
+for pair in azure_code:gov_report azure_conv:qmsum_goldspan; do
+  trace=${pair%%:*} dataset=${pair##*:}
+  for figure in fig4_pareto fig5_kv_capacity fig7_tpot_cdf; do
+    python3 experiments/$figure.py trace=$trace dataset=$dataset $AWQ figure_dir=results/figures/$trace
+  done
 done
-python3 experiments/fig4_pareto.py trace=azure_conv dataset=qmsum_goldspan $AWQ figure_dir=results/figures/azure_conv_qmsum
-python3 experiments/fig6_rate_sweep.py trace=azure_conv policies=[fp,morph_accuracy] time_scales=[3.0,1.5,1.0] $AWQ \
-  figure_dir=results/figures/rate_sweep
+# Figure 6 (its 1.5x point is the run above).
+python3 experiments/fig6_rate_sweep.py trace=azure_conv dataset=qmsum_goldspan 'policies=[fp,morph_accuracy]' \
+  'time_scales=[3.0,1.5,1.0]' $AWQ figure_dir=results/figures/azure_conv
