@@ -19,7 +19,7 @@ python3 experiments/table1.py data.datasets_dir="$SHARED/datasets"
 export MORPHSERVE_SHARED="$SHARED"      # trace and dataset configs read their paths from it
 for pair in azure_code:gov_report azure_conv:qmsum_goldspan; do
   trace=${pair%%:*} dataset=${pair##*:}
-  for figure in fig4_pareto fig5_kv_capacity fig7_tpot_cdf; do
+  for figure in fig4_pareto fig5_kv_capacity fig7_tpot_cdf compare_policies; do
     python3 experiments/$figure.py trace=$trace dataset=$dataset $AWQ figure_dir=results/figures/$trace
   done
 done

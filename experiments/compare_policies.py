@@ -1,0 +1,60 @@
+"""The paper's headline comparison: each policy against full precision on one workload.
+
+    python experiments/compare_policies.py trace=azure_conv dataset=qmsum_goldspan figure_dir=results/figures/azure_conv
+
+Replays (or reuses, like the figure scripts) the workload under ``policies`` (``fp`` must be one of them) and
+writes ``comparison.{csv,json}`` in ``figure_dir`` with, per policy: P95 TTFT and its reduction factor vs FP, TTFT-SLO
+violation rate and how much lower than FP's it is, output throughput and its ratio to FP, Rouge-L / F1 and their
+relative change vs FP, token agreement with the FP outputs, the share of tokens made with quantized layers, and
+the peak KV capacity (blocks).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from experiments.metrics import format_table, token_agreement, write_report  # noqa: E402
+from experiments.replay.figures import register_schemas, run_policies  # noqa: E402
+from experiments.replay.run import ReplayResult  # noqa: E402
+
+register_schemas()
+COLUMNS = ("policy", "p95_ttft_ms", "p95_ttft_reduction", "ttft_slo_violation_rate", "slo_violations_vs_fp",
+           "output_throughput", "throughput_vs_fp", "rouge_l", "rouge_l_change", "f1", "mean_prefix_agreement",
+           "share_tokens_quantized", "peak_kv_blocks")
+
+
+def compare(results: dict[str, ReplayResult]) -> list[dict]:
+    """One row per policy; the ratios are against ``results["fp"]``."""
+    fp = results["fp"]
+    rows = []
+    for policy, result in results.items():
+        row, base = dict(result.row), fp.row
+        row["p95_ttft_reduction"] = base["p95_ttft_ms"] / row["p95_ttft_ms"]
+        if base["ttft_slo_violation_rate"] > 0:
+            row["slo_violations_vs_fp"] = 1 - row["ttft_slo_violation_rate"] / base["ttft_slo_violation_rate"]
+        row["throughput_vs_fp"] = row["output_throughput"] / base["output_throughput"]
+        if "rouge_l" in row:
+            row["rouge_l_change"] = row["rouge_l"] / base["rouge_l"] - 1
+        row.update(token_agreement([r.output_token_ids for r in fp.records],
+                                   [r.output_token_ids for r in result.records]))
+        row["peak_kv_blocks"] = max(s.kv_blocks_capacity for s in result.steps)
+        rows.append(row)
+    return rows
+
+
+@hydra.main(config_path="../configs", config_name="figure", version_base=None)
+def main(raw: DictConfig) -> None:
+    cfg = OmegaConf.to_object(raw)
+    if "fp" not in cfg.policies:
+        raise SystemExit(f"the comparison is against full precision: add fp to policies={cfg.policies}")
+    rows = compare(run_policies(cfg))
+    print(format_table(rows, COLUMNS))
+    files = write_report(rows, cfg.figure_dir, stem="comparison")
+    print(f"wrote {files.csv} and {files.json}")
+
+
+if __name__ == "__main__":
+    main()
