@@ -1,4 +1,4 @@
-// CPU compute kernels of the engine's decode path (fp32, AVX2 + FMA); see each source file.
+// CPU compute kernels of the engine's decode path (fp32 activations, AVX2 + FMA); see each source file.
 #pragma once
 
 #include <torch/extension.h>
@@ -15,5 +15,10 @@ torch::Tensor skinny_linear(const torch::Tensor& x, const torch::Tensor& w);
 // block_tables: [S, max_blocks]; seq_lens: [S] (context length, the new token included) -> [S, hq, d].
 torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
                                      const torch::Tensor& block_tables, const torch::Tensor& seq_lens, double scale);
+
+// x: [M, K] float32; packed: [N, K / 2] uint8 in torch's AVX2 CPU INT4 layout (32-row blocks, split halves);
+// scales_and_zeros: [K / group_size, N, 2] bf16 (scale, offset) -> x @ dequant(W).T: [M, N] float32.
+torch::Tensor int4pack_linear(const torch::Tensor& x, const torch::Tensor& packed, const torch::Tensor& scales_and_zeros,
+                              int64_t group_size);
 
 }  // namespace morphserve

@@ -1,4 +1,4 @@
-// Torch binding of the CPU kernels; both run with the GIL released.
+// Torch binding of the CPU kernels; they run with the GIL released.
 #include "cpu_kernels.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -6,6 +6,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("cpu_supported", &morphserve::cpu_supported);
   m.def("skinny_linear", &morphserve::skinny_linear, py::arg("x"), py::arg("w"),
         py::call_guard<py::gil_scoped_release>());
+  m.def("int4pack_linear", &morphserve::int4pack_linear, py::arg("x"), py::arg("packed"), py::arg("scales_and_zeros"),
+        py::arg("group_size"), py::call_guard<py::gil_scoped_release>());
   m.def("paged_decode_attention", &morphserve::paged_decode_attention, py::arg("q"), py::arg("k_cache"),
         py::arg("v_cache"), py::arg("block_tables"), py::arg("seq_lens"), py::arg("scale"),
         py::call_guard<py::gil_scoped_release>());

@@ -1,8 +1,10 @@
-"""The C++ CPU kernels (decode GEMV, paged decode attention) against the torch ops they replace."""
+"""The C++ CPU kernels (decode GEMV, INT4 GEMV, paged decode attention) against the references they replace."""
 import pytest
 import torch
 import torch.nn.functional as F
 
+from swiftllm.quant.groupwise import pad_columns, quantize_groups
+from swiftllm.quant.int4_linear import Int4Linear
 from swiftllm.worker.kernels import dense_linear as dense_linear_module
 from swiftllm.worker.kernels.cpu_kernels import cpu_kernels
 from swiftllm.worker.kernels.dense_linear import SKINNY_MAX_TOKENS, dense_linear
@@ -83,3 +85,39 @@ def test_paged_decode_attention_rejects_bad_inputs(q_shape, table, lens, error, 
     with pytest.raises(error, match=message):
         cpu_kernels().paged_decode_attention(torch.zeros(q_shape), cache, cache.clone(), torch.tensor(table),
                                              torch.tensor(lens), 1.0)
+
+
+def _int4_linear(out_features: int, in_features: int, group_size: int) -> Int4Linear:
+    return Int4Linear.from_groups(quantize_groups(torch.randn(out_features, in_features), group_size))
+
+
+@pytest.mark.parametrize("m,n,k,group_size", [(1, 32, 128, 128), (2, 64, 256, 64), (3, 96, 192, 32), (4, 32, 576, 128),
+                                              (7, 960, 576, 128), (17, 64, 128, 32)])
+def test_int4pack_linear_matches_the_dequantized_weight(m, n, k, group_size):
+    linear = _int4_linear(n, k, group_size)
+    x = pad_columns(torch.randn(m, k), linear.padded_in_features)          # zeros past k, as Int4Linear pads
+    expected = x[:, :k] @ linear.dequantized_weight().t()
+    actual = cpu_kernels().int4pack_linear(x, linear.weight, linear.scales_and_zeros, group_size)
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-5)
+
+
+def test_int4_linear_runs_the_fused_kernel_in_float32_for_decode_sizes():
+    linear = _int4_linear(64, 192, 64)
+    for m in (1, Int4Linear.FUSED_KERNEL_MAX_TOKENS):
+        x = torch.randn(m, 192)
+        torch.testing.assert_close(linear(x), x @ linear.dequantized_weight().t(), atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(x=torch.randn(1, 256, dtype=torch.bfloat16)), "float32"),
+    (dict(x=torch.randn(1, 192)), "columns"),
+    (dict(group_size=100), "group size"),
+    (dict(scales_and_zeros=torch.zeros(2, 32, 2)), "bf16"),
+    (dict(packed=torch.zeros(48, 128, dtype=torch.uint8)), "multiple of 32"),
+])
+def test_int4pack_linear_rejects_bad_inputs(change, message):
+    linear = _int4_linear(32, 256, 128)
+    args = dict(x=torch.randn(1, 256), packed=linear.weight, scales_and_zeros=linear.scales_and_zeros, group_size=128)
+    args.update(change)
+    with pytest.raises(ValueError, match=message):
+        cpu_kernels().int4pack_linear(**args)

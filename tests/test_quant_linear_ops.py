@@ -31,6 +31,9 @@ def assert_matches_reference(op, x: torch.Tensor, rtol: float) -> None:
 
 
 def force_path(monkeypatch, cls, path: str) -> None:
+    """torch's packed kernel or the float path (the C++ INT4 kernel, tested in test_cpu_kernels.py, stays off)."""
+    if cls is Int4Linear:
+        monkeypatch.setattr(cls, "FUSED_KERNEL_MAX_TOKENS", 0)
     monkeypatch.setattr(cls, "PACKED_KERNEL_MAX_TOKENS", 10**9 if path == "packed" else 0)
 
 
@@ -68,6 +71,8 @@ def test_kernel_choice_follows_the_token_threshold(monkeypatch, cls):
     """Up to the threshold the bf16 packed kernel runs (not bit-equal to float32), above it the float32 path."""
     weight = torch.randn(128, 256)
     op = Int4Linear.from_groups(quantize_groups(weight, 64)) if cls is Int4Linear else Int8Linear.quantize(weight)
+    if cls is Int4Linear:
+        monkeypatch.setattr(cls, "FUSED_KERNEL_MAX_TOKENS", 0)     # its own choice: test_cpu_kernels.py
     limit = cls.PACKED_KERNEL_MAX_TOKENS
     small, large = torch.randn(limit, 256), torch.randn(limit + 1, 256)
     auto_small, auto_large = op(small), op(large)
