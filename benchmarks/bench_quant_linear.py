@@ -4,8 +4,9 @@
                                             [--threads N]
 
 Each op is timed over ``--copies`` distinct weight copies (one per decoder layer, as in the model) so
-the weights stream from memory instead of sitting in cache. Columns: ``fp32`` (dense), ``int8`` /
-``int4`` (the ops as shipped, choosing their kernel by M), ``*-packed`` / ``*-float`` (each kernel path
+the weights stream from memory instead of sitting in cache. Columns: ``fp32`` (dense: the C++ GEMV up to
+96 rows), ``int8`` / ``int4`` (the ops as shipped, choosing their kernel by M; ``int4`` runs the C++ INT4 kernel up
+to 192 rows where it applies), ``*-packed`` / ``*-float`` (torch's packed bf16 kernel or dequantize + fp32 GEMM
 forced), ``*-dequant`` (only the dequantization the float path does per call: its price for not
 keeping a full-precision copy). ``GB/s`` is the fp32 weight bytes over the fp32 time. The last table
 gives the M threshold each op should switch at. Timings are noisy when other processes share the CPU.
@@ -43,12 +44,16 @@ def parse_args() -> argparse.Namespace:
 
 @contextlib.contextmanager
 def kernel_threshold(cls, max_tokens: int):
-    saved = cls.PACKED_KERNEL_MAX_TOKENS
+    """torch's packed kernel up to ``max_tokens``, the float path above; INT4's C++ kernel is switched off."""
+    saved = {name: getattr(cls, name) for name in ("PACKED_KERNEL_MAX_TOKENS", "FUSED_KERNEL_MAX_TOKENS") if hasattr(cls, name)}
     cls.PACKED_KERNEL_MAX_TOKENS = max_tokens
+    if "FUSED_KERNEL_MAX_TOKENS" in saved:
+        cls.FUSED_KERNEL_MAX_TOKENS = 0
     try:
         yield
     finally:
-        cls.PACKED_KERNEL_MAX_TOKENS = saved
+        for name, value in saved.items():
+            setattr(cls, name, value)
 
 
 def seconds_per_call(calls: list, repeats: int) -> float:
