@@ -85,6 +85,7 @@ torch::Tensor skinny_linear(const torch::Tensor& x, const torch::Tensor& w) {
   TORCH_CHECK_VALUE(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1), "skinny_linear: x ", x.sizes(),
                     " and w ", w.sizes(), " must be [M, K] and [N, K]");
   TORCH_CHECK_VALUE(x.is_contiguous() && w.is_contiguous(), "skinny_linear needs contiguous tensors");
+  TORCH_CHECK_VALUE(x.size(1) > 0, "skinny_linear: K must be positive");
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   torch::Tensor y = torch::empty({M, N}, x.options());
   const float* xp = x.data_ptr<float>();

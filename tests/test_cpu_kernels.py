@@ -43,6 +43,7 @@ def test_dense_linear_routes_small_batches_to_the_kernel_and_large_ones_to_torch
     (torch.randn(2, 8, dtype=torch.bfloat16), torch.randn(3, 8, dtype=torch.bfloat16), "float32"),
     (torch.randn(2, 8), torch.randn(3, 9), "must be"),
     (torch.randn(2, 8), torch.randn(8, 3).t(), "contiguous"),
+    (torch.randn(2, 0), torch.randn(3, 0), "K must be positive"),
 ])
 def test_skinny_linear_rejects_bad_inputs(x, w, message):
     with pytest.raises(ValueError, match=message):
