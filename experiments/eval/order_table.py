@@ -51,10 +51,12 @@ def table1_rows(session: EvalSession, cfg: Table1Config) -> list[Row]:
                               points_identity(session, cfg.int4_variant))
 
     def ppl(layers: tuple[int, ...], label: str) -> float:
-        if points.get(layers) is None:
-            points.put(layers, session.perplexity(session.mixed(cfg.int4_variant, layers), desc=label).ppl)
-            logger.info("%s: ppl %.4f", label, points.get(layers))
-        return points.get(layers)
+        value = points.get(layers)
+        if value is None:
+            value = session.perplexity(session.mixed(cfg.int4_variant, layers), desc=label).ppl
+            points.put(layers, value)
+            logger.info("%s: ppl %.4f", label, value)
+        return value
 
     rows = []
     for name, runs in orders.items():

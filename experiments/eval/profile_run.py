@@ -51,8 +51,9 @@ def lis_record(session: EvalSession, cfg: ProfileConfig, progress: bool = True) 
 
 
 def dequantized_layer(layer: LayerWeights) -> LayerWeights:
-    """The layer with each linear a ``DenseLinear`` over its dequantized weight: the numbers the CPU prefill
-    path (more than 32 tokens) multiplies with, without dequantizing again at each of the ~L^3/6 calls."""
+    """The layer with each linear a ``DenseLinear`` over its dequantized weight: the weights the quantized
+    linears' float32 paths use (dequantize + GEMM exactly, the C++ INT4 kernel to float32 rounding), without
+    dequantizing again at each of the ~L^3/6 calls."""
     return map_linears(layer, lambda _, op: DenseLinear(op.dequantized_weight()))
 
 

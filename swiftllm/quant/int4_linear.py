@@ -7,9 +7,9 @@ tinygemm convention, i.e. ``offset = (8 - zero) * scale`` for our integer zero p
 Paths, chosen by the number of tokens M:
 - M <= ``FUSED_KERNEL_MAX_TOKENS`` on an AVX2 CPU whose torch packs in 32-row blocks (this project's
   machines): our C++ kernel (``csrc/int4pack_linear.cpp``) reads the 4-bit weight directly with fp32
-  activations (float32-accurate). Measured over SmolLM2's 120 decoder linears, 2 threads: 8.1 / 30 / 95 /
-  272 ms at M = 1 / 16 / 64 / 192, against 11.4 / 48.7 / 192 / 363 ms for torch's packed kernel and
-  77 / 123 / 193 / 356 ms for dequantize + GEMM (fp32 weights: 15 / 37 / 122 ms at M = 1 / 16 / 64);
+  activations (float32-accurate). ``benchmarks/bench_quant_linear.py --threads 2``, ms per SmolLM2 layer at
+  M = 1 / 32 / 64 / 192: 0.27 / 1.71 / 3.10 / 9.05, against torch's packed kernel 0.36 / 3.04 / 5.98 / 18.1 and
+  dequantize + GEMM 2.35 / 4.51 / 6.24 / 12.0 (fp32 weights: 0.48 / 1.82 / 3.28 / 8.94; docs/benchmarks.md);
 - otherwise, small M (decode): ``aten._weight_int4pack_mm_for_cpu``. It is only vectorised for bf16
   activations, so x is rounded to bf16 and the result is bf16-accurate (relative error about 1e-2);
 - large M (prefill): dequantize to float32 into a temporary, then one float32 GEMM. Nothing is cached:

@@ -2,9 +2,9 @@
 inputs, torch's GEMM otherwise.
 
 A decode step streams every weight once for a handful of rows, and torch's fp32 GEMV reads an [N, K]
-weight on one thread. Measured on the project's 2-core machine over SmolLM2's 120 decoder linears
-(docs/benchmarks.md): 15 against 29 ms at 1 row, 37 against 74 ms at 16, 182 against 225 ms at 96,
-even at 128 rows and slower at 192. Both compute the same sums in another order.
+weight on one thread. ``benchmarks/bench_decode_kernels.py`` over SmolLM2's 120 decoder linears, 2 threads
+(docs/benchmarks.md): 14.8 against 26.8 ms at 1 row, 40 against 54 ms at 16, 163 against 172 ms at 96, even
+at 128 rows and slower at 192. Both compute the same sums in another order.
 """
 import torch
 import torch.nn.functional as F
