@@ -13,18 +13,13 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "avx2_math.h"
+
 namespace morphserve {
 namespace {
 
 constexpr int64_t kRowTile = 4;   // weight rows per inner tile
 constexpr int64_t kLanes = 8;     // floats per AVX2 register
-
-__attribute__((target("avx2,fma"))) inline float horizontal_sum(__m256 v) {
-  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  sum = _mm_hadd_ps(sum, sum);
-  sum = _mm_hadd_ps(sum, sum);
-  return _mm_cvtss_f32(sum);
-}
 
 // y[m, n + r] for r < R and m0 <= m < m0 + MT: dot products of MT activation rows with R weight rows.
 template <int R, int MT>

@@ -62,6 +62,24 @@ def test_paged_decode_attention_matches_torch(q_heads, kv_heads, head_dim, block
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_paged_decode_attention_matches_torch_on_long_and_peaked_contexts(threads):
+    """Hundreds of positions over many blocks, uneven lengths (the per-thread split), and scores spread over
+    +-80 (the vectorized exp near its clamp and the max shift)."""
+    k_cache, v_cache, block_tables = random_paged_context([700, 3, 129, 64], 256, 16, 3, 64, torch.float32)
+    q = torch.randn(4, 9, 64)
+    q[1] *= 40
+    lens = torch.tensor([700, 3, 129, 64])
+    expected = paged_decode_attention(q, k_cache, v_cache, block_tables, lens, 0.125)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        actual = cpu_kernels().paged_decode_attention(q, k_cache, v_cache, block_tables, lens, 0.125)
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_paged_decode_attention_reads_nothing_past_seq_len():
     k_cache, v_cache, block_tables = random_paged_context([6], 8, 4, 2, 16, torch.float32)
     q, lens = torch.randn(1, 4, 16), torch.tensor([6])
