@@ -21,4 +21,22 @@ torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor
 torch::Tensor int4pack_linear(const torch::Tensor& x, const torch::Tensor& packed, const torch::Tensor& scales_and_zeros,
                               int64_t group_size);
 
+// Elementwise decoder ops (csrc/decoder_ops.cpp), float32. Row-major inputs need contiguous rows, any row stride.
+// x: [M, H], weight: [H] -> x * rsqrt(mean(x^2) + eps) * weight: [M, H].
+torch::Tensor rmsnorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+// residual += x in place (both contiguous [M, H]); returns rmsnorm(residual, weight, eps).
+torch::Tensor add_rmsnorm_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+// x: [T, heads, d]; cos, sin: [T, d / 2] -> rotate-half rotary embedding of x: [T, heads, d], contiguous.
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+// k_cache, v_cache: [num_blocks, block_size, hkv, d]; k, v: [T, hkv, d]; slot_mapping: [T] (block * block_size +
+// offset): writes row t of k and v to slot slot_mapping[t].
+void store_kv(torch::Tensor& k_cache, torch::Tensor& v_cache, const torch::Tensor& k, const torch::Tensor& v,
+              const torch::Tensor& slot_mapping);
+
+// gate_up: [T, 2 I] (gate first) -> silu(gate) * up: [T, I].
+torch::Tensor silu_and_mul(const torch::Tensor& gate_up);
+
 }  // namespace morphserve

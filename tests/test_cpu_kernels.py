@@ -1,11 +1,12 @@
-"""The C++ CPU kernels (decode GEMV, INT4 GEMV, paged decode attention) against the references they replace."""
+"""The C++ CPU kernels (decode GEMV, INT4 GEMV, paged decode attention, elementwise decoder ops) against the
+references they replace."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from swiftllm.quant.groupwise import pad_columns, quantize_groups
 from swiftllm.quant.int4_linear import Int4Linear
-from swiftllm.worker.kernels import dense_linear as dense_linear_module
+from swiftllm.worker.kernels import dense_linear as dense_linear_module, kv_store, ops, rmsnorm, rotary, silu_and_mul
 from swiftllm.worker.kernels.cpu_kernels import cpu_kernels
 from swiftllm.worker.kernels.dense_linear import SKINNY_MAX_TOKENS, dense_linear
 from swiftllm.worker.kernels.paged_attention import paged_decode_attention
@@ -140,3 +141,78 @@ def test_int4pack_linear_rejects_bad_inputs(change, message):
     args.update(change)
     with pytest.raises(ValueError, match=message):
         cpu_kernels().int4pack_linear(**args)
+
+
+@pytest.mark.parametrize("rows,hidden", [(1, 576), (3, 13), (200, 576)])   # 200 rows: split over threads
+def test_rmsnorm_and_add_rmsnorm_match_torch(rows, hidden):
+    x, delta, weight = torch.randn(rows, hidden) * 3, torch.randn(rows, hidden), torch.randn(hidden)
+    torch.testing.assert_close(cpu_kernels().rmsnorm(x, weight, 1e-5), F.rms_norm(x, (hidden,), weight, 1e-5))
+    strided = torch.randn(rows, hidden + 7)[:, 2:hidden + 2]                   # rows of a wider tensor
+    torch.testing.assert_close(cpu_kernels().rmsnorm(strided, weight, 1e-5), F.rms_norm(strided, (hidden,), weight, 1e-5))
+    residual = x.clone()
+    normed = cpu_kernels().add_rmsnorm_(residual, delta, weight, 1e-5)
+    torch.testing.assert_close(residual, x + delta)                            # updated in place
+    torch.testing.assert_close(normed, F.rms_norm(x + delta, (hidden,), weight, 1e-5))
+
+
+@pytest.mark.parametrize("rows,heads,head_dim", [(1, 12, 64), (5, 3, 20), (130, 4, 32)])
+def test_apply_rotary_matches_torch_on_a_strided_view(rows, heads, head_dim):
+    packed = torch.randn(rows, (heads + 2) * head_dim)                         # e.g. q and k heads of a qkv row
+    x = packed[:, :heads * head_dim].reshape(rows, heads, head_dim)
+    angles = torch.rand(rows, head_dim // 2) * 100
+    expected = rotary.apply_rotary(x, angles.cos(), angles.sin())
+    torch.testing.assert_close(cpu_kernels().apply_rotary(x, angles.cos(), angles.sin()), expected)
+
+
+@pytest.mark.parametrize("slot_dtype", [torch.int32, torch.int64])
+def test_store_kv_writes_the_slots_of_strided_rows(slot_dtype):
+    k_cache, v_cache = torch.zeros(6, 4, 3, 8), torch.zeros(6, 4, 3, 8)
+    qkv = torch.randn(5, 9 * 8)                                               # k and v as views into packed rows
+    k, v = qkv[:, 3 * 8:6 * 8].view(5, 3, 8), qkv[:, 6 * 8:].view(5, 3, 8)
+    slots = torch.tensor([0, 5, 23, 9, 14])
+    expected_k, expected_v = k_cache.clone(), v_cache.clone()
+    kv_store.store_kv(expected_k, expected_v, k, v, slots)
+    cpu_kernels().store_kv(k_cache, v_cache, k, v, slots.to(slot_dtype))
+    assert torch.equal(k_cache, expected_k) and torch.equal(v_cache, expected_v)
+    with pytest.raises(IndexError, match="slot 24 of row 1"):
+        cpu_kernels().store_kv(k_cache, v_cache, k[:2], v[:2], torch.tensor([3, 24]))
+
+
+@pytest.mark.parametrize("rows,inner", [(1, 1536), (3, 13), (90, 1536)])
+def test_silu_and_mul_matches_torch(rows, inner):
+    gate_up = torch.randn(rows, 2 * inner) * 30                               # far into both tails of the sigmoid
+    torch.testing.assert_close(cpu_kernels().silu_and_mul(gate_up), silu_and_mul.silu_and_mul(gate_up))
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda k: k.rmsnorm(torch.randn(2, 8, dtype=torch.bfloat16), torch.randn(8, dtype=torch.bfloat16), 1e-5), "float32"),
+    (lambda k: k.rmsnorm(torch.randn(2, 8), torch.randn(9), 1e-5), "weight must be \\[8\\]"),
+    (lambda k: k.add_rmsnorm_(torch.randn(2, 8), torch.randn(3, 8), torch.randn(8), 1e-5), "one shape"),
+    (lambda k: k.apply_rotary(torch.randn(2, 3, 8), torch.randn(2, 3), torch.randn(2, 3)), "cos and sin must be"),
+    (lambda k: k.apply_rotary(torch.randn(2, 8, 3).transpose(1, 2), torch.randn(2, 4), torch.randn(2, 4)), "contiguous"),
+    (lambda k: k.store_kv(torch.zeros(2, 4, 3, 8), torch.zeros(2, 4, 3, 8), torch.randn(2, 2, 8), torch.randn(2, 2, 8),
+                          torch.tensor([0, 1])), "must be \\[T, 3, 8\\]"),
+    (lambda k: k.silu_and_mul(torch.randn(2, 7)), "gate_up must be"),
+])
+def test_decoder_ops_reject_bad_inputs(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(cpu_kernels())
+
+
+def test_ops_route_float32_cpu_tensors_to_the_kernels_and_others_to_torch(monkeypatch):
+    calls = []
+    real = cpu_kernels()
+
+    class Recording:
+        def __getattr__(self, name):
+            def record(*args):
+                calls.append(name)
+                return getattr(real, name)(*args)
+            return record
+    monkeypatch.setattr(ops, "cpu_kernels", lambda: Recording())
+    weight = torch.randn(16)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(3, 16, dtype=dtype)
+        torch.testing.assert_close(ops.rmsnorm(x, weight.to(dtype), 1e-5), rmsnorm.rmsnorm(x, weight.to(dtype), 1e-5))
+        torch.testing.assert_close(ops.silu_and_mul(x), silu_and_mul.silu_and_mul(x))
+    assert calls == ["rmsnorm", "silu_and_mul"]

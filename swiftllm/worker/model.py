@@ -10,7 +10,9 @@ import torch
 from swiftllm.model_config import LlamaModelConfig
 from swiftllm.worker.infer_state import InferState
 from swiftllm.worker.kernels.dense_linear import dense_linear
-from swiftllm.worker.kernels.ops import apply_rotary, decode_attention, prefill_attention, rmsnorm, silu_and_mul, store_kv
+from swiftllm.worker.kernels.ops import (
+    add_rmsnorm_, apply_rotary, decode_attention, prefill_attention, rmsnorm, silu_and_mul, store_kv,
+)
 from swiftllm.worker.kernels.rotary import rotary_cos_sin
 from swiftllm.worker.weight import LayerWeights, ModelWeights
 
@@ -28,9 +30,10 @@ def decoder_layer(x: torch.Tensor, w: LayerWeights, cfg: LlamaModelConfig,
     q, k = qk.split([cfg.num_q_heads, cfg.num_kv_heads], dim=1)                # [T, hq, d], [T, hkv, d]
     v = v.reshape(num_rows, cfg.num_kv_heads, cfg.head_dim)
     attn = attend(q, k, v).reshape(num_rows, cfg.q_size)                   # [T, hq d]
-    h = x + w.o_proj(attn)
-    mlp = w.down_proj(silu_and_mul(w.gate_up_proj(rmsnorm(h, w.ffn_norm, cfg.rms_norm_eps))))
-    return h + mlp
+    h = w.o_proj(attn)                                                       # a fresh tensor: the residual sum is built in it
+    normed = add_rmsnorm_(h, x, w.ffn_norm, cfg.rms_norm_eps)               # h = x + o_proj(attn)
+    mlp = w.down_proj(silu_and_mul(w.gate_up_proj(normed)))
+    return mlp.add_(h)
 
 
 def causal_attend(cfg: LlamaModelConfig) -> Attend:

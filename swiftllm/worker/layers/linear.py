@@ -15,7 +15,7 @@ class Linear(Protocol):
     out_features: int
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [M, in_features] -> [M, out_features]"""
+        """x: [M, in_features] -> [M, out_features], a new tensor the caller may modify in place."""
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor that holds this op's state (what a weight slot must store)."""
