@@ -3,6 +3,8 @@
 
 #include <torch/extension.h>
 
+#include <vector>
+
 namespace morphserve {
 
 // Whether this CPU runs the kernels below (AVX2 and FMA); they raise a ValueError where it does not.
@@ -28,8 +30,10 @@ torch::Tensor rmsnorm(const torch::Tensor& x, const torch::Tensor& weight, doubl
 // residual += x in place (both contiguous [M, H]); returns rmsnorm(residual, weight, eps).
 torch::Tensor add_rmsnorm_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
-// x: [T, heads, d]; cos, sin: [T, d / 2] -> rotate-half rotary embedding of x: [T, heads, d], contiguous.
-torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+// qkv: [T, (hq + 2 hkv) d] (q, k, v heads in that order); cos, sin: [T, d / 2] ->
+// {q [T, hq, d], k [T, hkv, d]} with the rotate-half rotary embedding (new, contiguous), v [T, hkv, d] (a view of qkv).
+std::vector<torch::Tensor> split_qkv_rotary(const torch::Tensor& qkv, const torch::Tensor& cos, const torch::Tensor& sin,
+                                            int64_t num_q_heads, int64_t num_kv_heads);
 
 // k_cache, v_cache: [num_blocks, block_size, hkv, d]; k, v: [T, hkv, d]; slot_mapping: [T] (block * block_size +
 // offset): writes row t of k and v to slot slot_mapping[t].

@@ -15,8 +15,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("add_rmsnorm_", &morphserve::add_rmsnorm_, py::arg("residual"), py::arg("x"), py::arg("weight"), py::arg("eps"),
         py::call_guard<py::gil_scoped_release>());
-  m.def("apply_rotary", &morphserve::apply_rotary, py::arg("x"), py::arg("cos"), py::arg("sin"),
-        py::call_guard<py::gil_scoped_release>());
+  m.def("split_qkv_rotary", &morphserve::split_qkv_rotary, py::arg("qkv"), py::arg("cos"), py::arg("sin"),
+        py::arg("num_q_heads"), py::arg("num_kv_heads"), py::call_guard<py::gil_scoped_release>());
   m.def("store_kv", &morphserve::store_kv, py::arg("k_cache"), py::arg("v_cache"), py::arg("k"), py::arg("v"),
         py::arg("slot_mapping"), py::call_guard<py::gil_scoped_release>());
   m.def("silu_and_mul", &morphserve::silu_and_mul, py::arg("gate_up"), py::call_guard<py::gil_scoped_release>());

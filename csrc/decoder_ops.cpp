@@ -1,5 +1,6 @@
 // The elementwise ops of a decoder layer on the CPU, fp32, AVX2 + FMA: RMSNorm (alone and fused with the
-// residual add), rotary embedding, the KV-cache store and SiLU-and-multiply.
+// residual add), the split of the QKV projection with the rotary embedding, the KV-cache store and
+// SiLU-and-multiply.
 //
 // Each is one pass over its rows where torch runs three to six kernels with temporaries; at decode sizes
 // (one to a few dozen rows of 576-3072 floats) torch's per-op overhead is most of the cost. Rows are split
@@ -13,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "avx2_math.h"
 
@@ -140,30 +142,41 @@ torch::Tensor add_rmsnorm_(torch::Tensor& residual, const torch::Tensor& x, cons
   return out;
 }
 
-torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
-  TORCH_CHECK_VALUE(cpu_supported(), "apply_rotary needs a CPU with AVX2 and FMA");
-  check_head_rows(x, "apply_rotary", "x");
-  check_float_cpu(cos, "apply_rotary", "cos");
-  check_float_cpu(sin, "apply_rotary", "sin");
-  const int64_t T = x.size(0), heads = x.size(1), d = x.size(2), half = d / 2;
-  TORCH_CHECK_VALUE(d % 2 == 0, "apply_rotary: head_dim must be even, got ", d);
-  TORCH_CHECK_VALUE(cos.dim() == 2 && cos.size(0) == T && cos.size(1) == half && cos.stride(1) == 1 &&
-                    sin.sizes() == cos.sizes() && sin.stride(1) == 1, "apply_rotary: cos and sin must be [", T, ", ",
-                    half, "] with contiguous rows, got ", cos.sizes(), " and ", sin.sizes());
-  torch::Tensor out = torch::empty({T, heads, d}, x.options());
-  const float* xp = x.data_ptr<float>();
+std::vector<torch::Tensor> split_qkv_rotary(const torch::Tensor& qkv, const torch::Tensor& cos, const torch::Tensor& sin,
+                                            int64_t num_q_heads, int64_t num_kv_heads) {
+  TORCH_CHECK_VALUE(cpu_supported(), "split_qkv_rotary needs a CPU with AVX2 and FMA");
+  check_float_cpu(qkv, "split_qkv_rotary", "qkv");
+  check_float_cpu(cos, "split_qkv_rotary", "cos");
+  check_float_cpu(sin, "split_qkv_rotary", "sin");
+  TORCH_CHECK_VALUE(num_q_heads > 0 && num_kv_heads > 0, "split_qkv_rotary: head counts must be positive");
+  const int64_t T = qkv.size(0), heads = num_q_heads + num_kv_heads, half = cos.dim() == 2 ? cos.size(1) : 0;
+  const int64_t d = 2 * half;
+  TORCH_CHECK_VALUE(d > 0 && qkv.dim() == 2 && qkv.stride(1) == 1 && qkv.size(1) == (heads + num_kv_heads) * d,
+                    "split_qkv_rotary: qkv must be [T, (", num_q_heads, " + 2 x ", num_kv_heads, ") x ", d,
+                    "] with contiguous rows, got ", qkv.sizes());
+  TORCH_CHECK_VALUE(cos.size(0) == T && cos.stride(1) == 1 && sin.sizes() == cos.sizes() && sin.stride(1) == 1,
+                    "split_qkv_rotary: cos and sin must be [", T, ", head_dim / 2] with contiguous rows, got ",
+                    cos.sizes(), " and ", sin.sizes());
+  torch::Tensor q = torch::empty({T, num_q_heads, d}, qkv.options());
+  torch::Tensor k = torch::empty({T, num_kv_heads, d}, qkv.options());
+  const float* xp = qkv.data_ptr<float>();
   const float* cp = cos.data_ptr<float>();
   const float* sp = sin.data_ptr<float>();
-  float* op = out.data_ptr<float>();
+  float* qp = q.data_ptr<float>();
+  float* kp = k.data_ptr<float>();
+  const int64_t row_stride = qkv.stride(0);
   at::parallel_for(0, T, row_grain(heads * d), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
+      const float* c = cp + t * cos.stride(0);
+      const float* s = sp + t * sin.stride(0);
       for (int64_t h = 0; h < heads; ++h) {
-        rotate_head(xp + t * x.stride(0) + h * d, cp + t * cos.stride(0), sp + t * sin.stride(0), half,
-                    op + (t * heads + h) * d);
+        float* out = h < num_q_heads ? qp + (t * num_q_heads + h) * d : kp + (t * num_kv_heads + h - num_q_heads) * d;
+        rotate_head(xp + t * row_stride + h * d, c, s, half, out);
       }
     }
   });
-  return out;
+  torch::Tensor v = qkv.narrow(1, heads * d, num_kv_heads * d).view({T, num_kv_heads, d});
+  return {q, k, v};
 }
 
 void store_kv(torch::Tensor& k_cache, torch::Tensor& v_cache, const torch::Tensor& k, const torch::Tensor& v,

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <numeric>
 #include <vector>
 
 #include "avx2_math.h"
@@ -30,6 +31,7 @@ struct CacheGeometry {
 
 constexpr int64_t kLanes = 8;          // floats per AVX2 register
 constexpr int kMaxHeadsPerPass = 3;    // query heads scored per pass over a block: 4 keys x 3 heads = 12 accumulators
+constexpr int64_t kMinVectorsPerThread = 4096;  // (position, KV head) pairs: below ~100 us of work, one thread
 
 // scores[g * len + t] = scale * q[g] . keys[t * stride] for G query heads (rows of q, d apart) and `count` keys;
 // each key is loaded once for all G heads, four keys at a time.
@@ -204,7 +206,9 @@ torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor
   const float* v_p = v_cache.data_ptr<float>();
   float* out_p = out.data_ptr<float>();
   // A task is one sequence, all heads (each block read in one go); with fewer sequences than threads, one head.
-  const int64_t parts = at::get_num_threads();
+  // Starting the threads costs more than a short context's attention takes on one.
+  const int64_t total_vectors = std::accumulate(lens_p, lens_p + num_seqs, int64_t{0}) * cache.num_kv_heads;
+  const int64_t parts = total_vectors < kMinVectorsPerThread ? 1 : at::get_num_threads();
   const int64_t heads_per_task = num_seqs >= parts ? cache.num_kv_heads : 1;
   const int64_t tasks_per_seq = cache.num_kv_heads / heads_per_task;
   const std::vector<int64_t> bounds = balanced_bounds(lens_p, num_seqs, tasks_per_seq, parts);

@@ -65,12 +65,12 @@ def test_paged_decode_attention_matches_torch(q_heads, kv_heads, head_dim, block
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_paged_decode_attention_matches_torch_on_long_and_peaked_contexts(threads):
-    """Hundreds of positions over many blocks, uneven lengths (the per-thread split), and scores spread over
-    +-80 (the vectorized exp near its clamp and the max shift)."""
-    k_cache, v_cache, block_tables = random_paged_context([700, 3, 129, 64], 256, 16, 3, 64, torch.float32)
+    """Hundreds of positions over many blocks, uneven lengths (enough work for the per-thread split), and scores
+    spread over +-80 (the vectorized exp near its clamp and the max shift)."""
+    k_cache, v_cache, block_tables = random_paged_context([1400, 3, 300, 64], 400, 16, 3, 64, torch.float32)
     q = torch.randn(4, 9, 64)
     q[1] *= 40
-    lens = torch.tensor([700, 3, 129, 64])
+    lens = torch.tensor([1400, 3, 300, 64])
     expected = paged_decode_attention(q, k_cache, v_cache, block_tables, lens, 0.125)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -155,13 +155,16 @@ def test_rmsnorm_and_add_rmsnorm_match_torch(rows, hidden):
     torch.testing.assert_close(normed, F.rms_norm(x + delta, (hidden,), weight, 1e-5))
 
 
-@pytest.mark.parametrize("rows,heads,head_dim", [(1, 12, 64), (5, 3, 20), (130, 4, 32)])
-def test_apply_rotary_matches_torch_on_a_strided_view(rows, heads, head_dim):
-    packed = torch.randn(rows, (heads + 2) * head_dim)                         # e.g. q and k heads of a qkv row
-    x = packed[:, :heads * head_dim].reshape(rows, heads, head_dim)
+@pytest.mark.parametrize("rows,q_heads,kv_heads,head_dim", [(1, 9, 3, 64), (5, 3, 1, 20), (130, 4, 4, 32)])
+def test_split_qkv_rotary_matches_the_torch_split_and_rotary(rows, q_heads, kv_heads, head_dim):
+    qkv = torch.randn(rows, (q_heads + 2 * kv_heads) * head_dim)
     angles = torch.rand(rows, head_dim // 2) * 100
-    expected = rotary.apply_rotary(x, angles.cos(), angles.sin())
-    torch.testing.assert_close(cpu_kernels().apply_rotary(x, angles.cos(), angles.sin()), expected)
+    qk, v = qkv.split([(q_heads + kv_heads) * head_dim, kv_heads * head_dim], dim=-1)
+    rotated = rotary.apply_rotary(qk.reshape(rows, q_heads + kv_heads, head_dim), angles.cos(), angles.sin())
+    q, k, v_out = cpu_kernels().split_qkv_rotary(qkv, angles.cos(), angles.sin(), q_heads, kv_heads)
+    torch.testing.assert_close(q, rotated[:, :q_heads])
+    torch.testing.assert_close(k, rotated[:, q_heads:])
+    assert torch.equal(v_out, v.reshape(rows, kv_heads, head_dim)) and q.is_contiguous() and k.is_contiguous()
 
 
 @pytest.mark.parametrize("slot_dtype", [torch.int32, torch.int64])
@@ -188,8 +191,9 @@ def test_silu_and_mul_matches_torch(rows, inner):
     (lambda k: k.rmsnorm(torch.randn(2, 8, dtype=torch.bfloat16), torch.randn(8, dtype=torch.bfloat16), 1e-5), "float32"),
     (lambda k: k.rmsnorm(torch.randn(2, 8), torch.randn(9), 1e-5), "weight must be \\[8\\]"),
     (lambda k: k.add_rmsnorm_(torch.randn(2, 8), torch.randn(3, 8), torch.randn(8), 1e-5), "one shape"),
-    (lambda k: k.apply_rotary(torch.randn(2, 3, 8), torch.randn(2, 3), torch.randn(2, 3)), "cos and sin must be"),
-    (lambda k: k.apply_rotary(torch.randn(2, 8, 3).transpose(1, 2), torch.randn(2, 4), torch.randn(2, 4)), "contiguous"),
+    (lambda k: k.split_qkv_rotary(torch.randn(2, 40), torch.randn(3, 4), torch.randn(3, 4), 3, 1), "cos and sin must be"),
+    (lambda k: k.split_qkv_rotary(torch.randn(2, 48), torch.randn(2, 4), torch.randn(2, 4), 3, 1), "qkv must be"),
+    (lambda k: k.split_qkv_rotary(torch.randn(40, 2).t(), torch.randn(2, 4), torch.randn(2, 4), 3, 1), "contiguous"),
     (lambda k: k.store_kv(torch.zeros(2, 4, 3, 8), torch.zeros(2, 4, 3, 8), torch.randn(2, 2, 8), torch.randn(2, 2, 8),
                           torch.tensor([0, 1])), "must be \\[T, 3, 8\\]"),
     (lambda k: k.silu_and_mul(torch.randn(2, 7)), "gate_up must be"),

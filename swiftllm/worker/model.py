@@ -11,7 +11,7 @@ from swiftllm.model_config import LlamaModelConfig
 from swiftllm.worker.infer_state import InferState
 from swiftllm.worker.kernels.dense_linear import dense_linear
 from swiftllm.worker.kernels.ops import (
-    add_rmsnorm_, apply_rotary, decode_attention, prefill_attention, rmsnorm, silu_and_mul, store_kv,
+    add_rmsnorm_, decode_attention, prefill_attention, rmsnorm, silu_and_mul, split_qkv_rotary, store_kv,
 )
 from swiftllm.worker.kernels.rotary import rotary_cos_sin
 from swiftllm.worker.weight import LayerWeights, ModelWeights
@@ -25,10 +25,7 @@ def decoder_layer(x: torch.Tensor, w: LayerWeights, cfg: LlamaModelConfig,
     """x: [T, hidden] -> [T, hidden]; cos, sin: [T, head_dim / 2] at the rows' positions."""
     num_rows = x.shape[0]
     qkv = w.qkv_proj(rmsnorm(x, w.attn_norm, cfg.rms_norm_eps))             # [T, (hq + 2 hkv) d]
-    qk, v = qkv.split([cfg.q_size + cfg.kv_size, cfg.kv_size], dim=-1)
-    qk = apply_rotary(qk.reshape(num_rows, cfg.num_q_heads + cfg.num_kv_heads, cfg.head_dim), cos, sin)
-    q, k = qk.split([cfg.num_q_heads, cfg.num_kv_heads], dim=1)                # [T, hq, d], [T, hkv, d]
-    v = v.reshape(num_rows, cfg.num_kv_heads, cfg.head_dim)
+    q, k, v = split_qkv_rotary(qkv, cos, sin, cfg.num_q_heads, cfg.num_kv_heads)  # [T, hq, d], [T, hkv, d] x 2
     attn = attend(q, k, v).reshape(num_rows, cfg.q_size)                   # [T, hq d]
     h = w.o_proj(attn)                                                       # a fresh tensor: the residual sum is built in it
     normed = add_rmsnorm_(h, x, w.ffn_norm, cfg.rms_norm_eps)               # h = x + o_proj(attn)
@@ -90,6 +87,8 @@ class LlamaModel:
     def _paged_attend(self, state: InferState, k_cache: torch.Tensor, v_cache: torch.Tensor) -> Attend:
         def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
             store_kv(k_cache, v_cache, k, v, state.slot_mapping)
+            if not state.prefills:
+                return decode_attention(q, k_cache, v_cache, state, self.scale)
             out = torch.empty_like(q)
             for seq in state.prefills:
                 out[seq.start:seq.end] = self._prefill_seq(seq, q, k, v, k_cache, v_cache)

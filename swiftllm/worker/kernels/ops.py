@@ -28,47 +28,53 @@ def _flash_attn_func():
     return flash_attn_func
 
 
-def _cpu_float32(*tensors: torch.Tensor) -> bool:
-    """Whether the C++ CPU kernels serve these tensors."""
-    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors) and cpu_kernels() is not None
+def _cpu_float32(x: torch.Tensor) -> bool:
+    """Whether the C++ CPU kernels serve an op on activations ``x`` (its other tensors share x's device and dtype;
+    the kernels check them and every layout they need)."""
+    return x.is_cpu and x.dtype == torch.float32 and cpu_kernels() is not None
 
 
 def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     if x.is_cuda:
         return _triton()[2].rmsnorm_triton(x.contiguous(), weight, eps)
-    if _cpu_float32(x, weight) and x.stride(-1) == 1:
-        return cpu_kernels().rmsnorm(x, weight, eps)
+    if _cpu_float32(x):
+        return cpu_kernels().rmsnorm(x.contiguous(), weight, eps)
     return rmsnorm_torch.rmsnorm(x, weight, eps)
 
 
 def add_rmsnorm_(residual: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """residual += x in place; returns rmsnorm(residual). residual, x: [T, hidden]."""
-    if _cpu_float32(residual, x, weight) and residual.is_contiguous() and x.is_contiguous():
-        return cpu_kernels().add_rmsnorm_(residual, x, weight, eps)
+    if _cpu_float32(residual) and residual.is_contiguous():
+        return cpu_kernels().add_rmsnorm_(residual, x.contiguous(), weight, eps)
     return rmsnorm(residual.add_(x), weight, eps)
 
 
 def silu_and_mul(gate_up: torch.Tensor) -> torch.Tensor:
     if gate_up.is_cuda:
         return _triton()[4].silu_and_mul_triton(gate_up)
-    if _cpu_float32(gate_up) and gate_up.stride(-1) == 1:
-        return cpu_kernels().silu_and_mul(gate_up)
+    if _cpu_float32(gate_up):
+        return cpu_kernels().silu_and_mul(gate_up.contiguous())
     return silu_torch.silu_and_mul(gate_up)
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: [T, heads, d] -> [T, heads, d]; cos, sin: [T, d / 2]."""
-    if x.is_cuda:
-        return _triton()[3].apply_rotary_triton(x, cos, sin)
-    if _cpu_float32(x, cos, sin) and x.stride(2) == 1 and x.stride(1) == x.shape[2]:
-        return cpu_kernels().apply_rotary(x, cos, sin)
-    return rotary.apply_rotary(x, cos, sin)
+def split_qkv_rotary(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, num_q_heads: int, num_kv_heads: int
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """qkv: [T, (hq + 2 hkv) d] (q, k, v heads in order); cos, sin: [T, d / 2] ->
+    q [T, hq, d], k [T, hkv, d] with the rotary embedding applied, v [T, hkv, d]."""
+    if _cpu_float32(qkv):
+        return tuple(cpu_kernels().split_qkv_rotary(qkv.contiguous(), cos, sin, num_q_heads, num_kv_heads))
+    num_rows, head_dim = qkv.shape[0], 2 * cos.shape[-1]
+    qk, v = qkv.split([(num_q_heads + num_kv_heads) * head_dim, num_kv_heads * head_dim], dim=-1)
+    qk = qk.reshape(num_rows, num_q_heads + num_kv_heads, head_dim)
+    qk = _triton()[3].apply_rotary_triton(qk, cos, sin) if qk.is_cuda else rotary.apply_rotary(qk, cos, sin)
+    q, k = qk.split([num_q_heads, num_kv_heads], dim=1)
+    return q, k, v.reshape(num_rows, num_kv_heads, head_dim)
 
 
 def store_kv(k_cache, v_cache, k, v, slot_mapping) -> None:
     if k.is_cuda:
         return _triton()[0].store_kv_triton(k_cache, v_cache, k.contiguous(), v.contiguous(), slot_mapping)
-    if _cpu_float32(k_cache, k, v) and all(t.stride(2) == 1 and t.stride(1) == t.shape[2] for t in (k, v)):
+    if _cpu_float32(k):
         return cpu_kernels().store_kv(k_cache, v_cache, k, v, slot_mapping)
     return kv_store.store_kv(k_cache, v_cache, k, v, slot_mapping)
 
@@ -78,7 +84,7 @@ def decode_attention(q, k_cache, v_cache, state, scale: float) -> torch.Tensor:
     if q.is_cuda:
         return _triton()[1].paged_decode_attention_triton(q.contiguous(), k_cache, v_cache, state.decode_block_tables,
                                                           state.decode_seq_lens, scale)
-    if _cpu_float32(q, k_cache):
+    if _cpu_float32(q):
         return cpu_kernels().paged_decode_attention(q.contiguous(), k_cache, v_cache, state.decode_block_tables,
                                                     state.decode_seq_lens, scale)
     return paged_attention.paged_decode_attention(q, k_cache, v_cache, state.decode_block_tables,
