@@ -35,10 +35,11 @@ def test_abort_and_bad_request(tiny_llama):
     try:
         async def main():
             long = SamplingParams(temperature=0, max_tokens=400, ignore_eos=True)
-            task = asyncio.create_task(_collect(online, [5, 6], long, request_id="victim"))
-            await asyncio.sleep(0.2)
-            online.abort("victim")
-            outs = await task
+            outs = []
+            async for out in online.generate([5, 6], long, request_id="victim"):
+                if not outs:
+                    online.abort("victim")          # after the first token, long before the 400th
+                outs.append(out)
             assert outs[-1].finish_reason == "abort" and len(outs[-1].output_token_ids) < 400
             with pytest.raises(ValueError, match="empty"):
                 await _collect(online, [])
