@@ -1,4 +1,5 @@
-"""The C++ CPU kernels (``csrc/cpu_kernels.h``): fp32 and INT4 decode GEMV, paged decode attention; AVX2 + FMA."""
+"""The C++ CPU kernels (``csrc/cpu_kernels.h``): fp32 and INT4 decode GEMV, paged decode attention, elementwise
+decoder ops; AVX2 + FMA."""
 from functools import cache
 from types import ModuleType
 
