@@ -3,8 +3,8 @@
 A swap copies a host-store variant into the layer's weight slot. While the copy runs, the slot must
 not be read as the layer's weights, so the layer runs on an *interim* form of the same variant:
 
-- CPU: one background thread copies (``copy_into`` releases the GIL, so the step loop keeps
-  computing). The interim layer is the host-store variant itself: host memory is what the CPU
+- CPU: one background thread, at the lowest OS priority, copies (``copy_into`` releases the GIL, so the
+  step loop keeps computing) and releases the slot's tail past a smaller variant. The interim layer is the host-store variant itself: host memory is what the CPU
   computes from anyway, so the layer already runs at its new precision, at full speed, and switches
   to the slot views at the first step boundary after the copy finished.
 - CUDA: the copy is enqueued on a dedicated stream (after the work already on the compute stream,
@@ -17,6 +17,8 @@ Both return a ``Ticket`` the swapper polls at step boundaries. Verification jobs
 the same background thread on both devices.
 """
 import dataclasses
+import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,7 +28,7 @@ import torch
 
 from swiftllm.worker.layers.linear import Linear
 from swiftllm.worker.weight import LayerWeights
-from swiftllm.worker.weight_slots import WeightSlots
+from swiftllm.worker.weight_slots import SlotLayout, WeightSlots
 
 
 class Ticket(Protocol):
@@ -87,7 +89,8 @@ class SwapCopier:
 
     def __init__(self, slots: WeightSlots):
         self.slots = slots
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="morph-swap")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="morph-swap",
+                                            initializer=_yield_cpu_to_compute)
 
     def run(self, job: Callable[[], None]) -> Ticket:
         """Run ``job`` on the background thread."""
@@ -107,7 +110,14 @@ class SwapCopier:
 
 class CpuSwapCopier(SwapCopier):
     def copy(self, i: int, variant: LayerWeights) -> Ticket:
-        return self.run(lambda: self.slots.copy_in(i, variant))
+        """Copy, then release the slot past the variant (a smaller precision's tail) on the background thread too:
+        giving pages back interrupts every core (TLB shootdown), which the step loop need not wait out."""
+        def copy_and_release() -> None:
+            self.slots.copy_in(i, variant)
+            keep = SlotLayout.of(variant).nbytes
+            if self.slots.committed_bytes[i] > keep:
+                self.slots.release_tail(i, keep)
+        return self.run(copy_and_release)
 
     def interim(self, i: int, variant: LayerWeights, ticket: Ticket) -> LayerWeights:
         return variant
@@ -160,6 +170,11 @@ class EventAwaitingLinear:
 
     def with_tensors(self, tensors: dict[str, torch.Tensor]) -> Linear:
         return self.inner.with_tensors(tensors)
+
+
+def _yield_cpu_to_compute() -> None:
+    """Lowest CPU priority for the calling (background) thread."""
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _timed(job: Callable[[], None]) -> float:
