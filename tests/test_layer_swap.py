@@ -1,5 +1,6 @@
 """Weight slots, the layer store and the LayerSwapper: in-place swaps, released tails, refusals and rollbacks."""
 import logging
+import os
 import threading
 
 import pytest
@@ -248,3 +249,16 @@ def test_a_raise_commits_the_slot_before_copying_and_gives_it_back_when_refused(
     assert outcome.status == REFUSED and swapper.precisions[0] == INT4
     assert swapper.slots.committed_bytes[0] == swapper.variant_bytes(0, INT4)
     swapper.close()
+
+
+def test_the_swap_thread_runs_at_the_lowest_cpu_priority_and_the_step_loop_keeps_its_own():
+    """On a CPU the background swap work must not take a core from the decode's threads."""
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    before = priority()
+    copier = CpuSwapCopier(slots=None)
+    seen = []
+    copier.run(lambda: seen.append(priority())).wait()
+    copier.close()
+    assert seen == [19] and priority() == before
+
