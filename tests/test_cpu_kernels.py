@@ -15,8 +15,8 @@ from tests.paged_context import PAGED_CASES, random_paged_context
 pytestmark = pytest.mark.skipif(cpu_kernels() is None, reason="this CPU has no AVX2/FMA: the torch ops serve")
 
 
-@pytest.mark.parametrize("m,k,n", [(1, 576, 960), (2, 1536, 576), (3, 13, 5), (5, 7, 4), (17, 64, 1001),
-                                   (32, 576, 3)])
+@pytest.mark.parametrize("m,k,n", [(1, 576, 960), (1, 37, 1003), (1, 9, 7), (2, 1536, 576), (3, 13, 5), (5, 7, 4),
+                                   (17, 64, 1001), (32, 576, 3)])
 def test_skinny_linear_matches_torch(m, k, n):
     x, w = torch.randn(m, k), torch.randn(n, k)
     torch.testing.assert_close(cpu_kernels().skinny_linear(x, w), F.linear(x, w), atol=1e-4, rtol=1e-5)
