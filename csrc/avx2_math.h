@@ -30,10 +30,11 @@ __attribute__((target("avx2,fma"))) inline float dot(const float* a, const float
   return result;
 }
 
-// e^x for x in [-87, 88] (clamped there), relative error ~2e-7: x = n ln2 + r, |r| <= ln2 / 2, e^r by the
+// e^x for x in [-87, 88] (clamped there; NaN stays NaN), relative error ~2e-7: x = n ln2 + r, |r| <= ln2 / 2, e^r by the
 // degree-7 polynomial of the Cephes expf, 2^n through the exponent bits.
 __attribute__((target("avx2,fma"))) inline __m256 exp256(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  // max/min return their second operand when one is NaN: x goes second, so a NaN stays NaN.
+  x = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-87.0f), x));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);

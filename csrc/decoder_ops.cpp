@@ -123,6 +123,8 @@ torch::Tensor rmsnorm(const torch::Tensor& x, const torch::Tensor& weight, doubl
 
 torch::Tensor add_rmsnorm_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   check_norm_args(residual, weight, "add_rmsnorm_");
+  TORCH_CHECK_VALUE(!residual.requires_grad(), "add_rmsnorm_ adds into residual in place, outside autograd: it must not "
+                    "require grad");
   check_float_cpu(x, "add_rmsnorm_", "x");
   TORCH_CHECK_VALUE(residual.is_contiguous() && x.is_contiguous() && x.sizes() == residual.sizes(),
                     "add_rmsnorm_: residual and x must be contiguous and of one shape, got ", residual.sizes(), " and ",
@@ -193,8 +195,11 @@ void store_kv(torch::Tensor& k_cache, torch::Tensor& v_cache, const torch::Tenso
   TORCH_CHECK_VALUE(k.sizes() == v.sizes() && k.size(1) == k_cache.size(2) && k.size(2) == k_cache.size(3),
                     "store_kv: k and v must be [T, ", k_cache.size(2), ", ", k_cache.size(3), "], got ", k.sizes(),
                     " and ", v.sizes());
-  TORCH_CHECK_VALUE(slot_mapping.dim() == 1 && slot_mapping.size(0) == T, "store_kv: slot_mapping must be [", T,
-                    "], got ", slot_mapping.sizes());
+  TORCH_CHECK_VALUE(slot_mapping.device().is_cpu() && slot_mapping.dim() == 1 && slot_mapping.size(0) == T,
+                    "store_kv: slot_mapping must be [", T, "] on the CPU, got ", slot_mapping.sizes(), " on ",
+                    slot_mapping.device());
+  TORCH_CHECK_VALUE(!k_cache.requires_grad() && !v_cache.requires_grad(),
+                    "store_kv writes the caches in place, outside autograd: they must not require grad");
   const torch::Tensor slots = slot_mapping.to(at::kLong).contiguous();
   const int64_t* sp = slots.data_ptr<int64_t>();
   const int64_t num_slots = k_cache.size(0) * k_cache.size(1);

@@ -2,8 +2,8 @@
 //
 // Each task reads its sequence's keys and values once, block by block straight from the cache (no gathered
 // copy), for every query head: scores (four keys at a time, shared by a GQA group), softmax (vectorized exp),
-// weighted sum of the values. Tasks are split between threads by context length, so one long sequence
-// does not leave a thread idle.
+// weighted sum of the values. Threads get runs of tasks of about equal total context length; a sequence is not
+// split, so one sequence far longer than all the others still leaves the other threads idle early.
 #include "cpu_kernels.h"
 
 #include <ATen/Parallel.h>
@@ -180,8 +180,11 @@ torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor
                     k_cache.sizes(), ", ", v_cache.sizes());
   const int64_t num_seqs = q.size(0), num_q_heads = q.size(1), head_dim = q.size(2);
   const CacheGeometry cache{k_cache.size(1), k_cache.size(2), k_cache.size(3)};
-  TORCH_CHECK_VALUE(head_dim == cache.head_dim && num_q_heads % cache.num_kv_heads == 0, "q heads ", num_q_heads,
+  TORCH_CHECK_VALUE(cache.num_kv_heads > 0 && head_dim == cache.head_dim && num_q_heads % cache.num_kv_heads == 0,
+                    "q heads ", num_q_heads,
                     " x ", head_dim, " do not fit KV heads ", cache.num_kv_heads, " x ", cache.head_dim);
+  TORCH_CHECK_VALUE(block_tables.device().is_cpu() && seq_lens.device().is_cpu(),
+                    "paged_decode_attention takes block_tables and seq_lens on the CPU");
   TORCH_CHECK_VALUE(block_tables.dim() == 2 && block_tables.size(0) == num_seqs && seq_lens.dim() == 1 &&
                     seq_lens.size(0) == num_seqs, "block_tables must be [S, max_blocks] and seq_lens [S]");
   const torch::Tensor tables = block_tables.to(at::kLong).contiguous();

@@ -11,7 +11,7 @@ to ``target`` goes through these phases, each entered at a step boundary (``begi
    variant itself), so nothing reads the slot any more, and the target is copied into the slot start
    in the background. The layer's precision changes here.
 3. **settle**: the layer switches to views of the slot and the slot's tail after the target is
-   released (its bytes count as freed from then on).
+   released (on CPU the copy job already released it; its bytes count as freed from then on).
 
 A variant that fails its checksum is *refused* in phase 1: the slot was never written and the layer
 stays as it was. A copy that fails in phase 2 is *rolled back*: the layer returns to the interim

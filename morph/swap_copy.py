@@ -17,6 +17,7 @@ Both return a ``Ticket`` the swapper polls at step boundaries. Verification jobs
 the same background thread on both devices.
 """
 import dataclasses
+import logging
 import os
 import threading
 import time
@@ -29,6 +30,9 @@ import torch
 from swiftllm.worker.layers.linear import Linear
 from swiftllm.worker.weight import LayerWeights
 from swiftllm.worker.weight_slots import SlotLayout, WeightSlots
+
+
+logger = logging.getLogger(__name__)
 
 
 class Ticket(Protocol):
@@ -173,8 +177,12 @@ class EventAwaitingLinear:
 
 
 def _yield_cpu_to_compute() -> None:
-    """Lowest CPU priority for the calling (background) thread."""
-    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    """Lowest CPU priority for the calling (background) thread: it runs when a core is free, so a swap costs the
+    decode little, but a swap waits longer while both cores compute. Where the OS refuses, it keeps its priority."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError as refusal:
+        logger.warning("swap thread keeps its CPU priority: %s", refusal)
 
 
 def _timed(job: Callable[[], None]) -> float:

@@ -81,6 +81,25 @@ def test_paged_decode_attention_matches_torch_on_long_and_peaked_contexts(thread
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_paged_decode_attention_rejects_a_cache_without_kv_heads_and_tables_off_the_cpu():
+    q, table, lens, empty = torch.zeros(1, 3, 8), torch.tensor([[0, 1]]), torch.tensor([5]), torch.zeros(4, 4, 0, 8)
+    with pytest.raises(ValueError, match="do not fit KV heads"):
+        cpu_kernels().paged_decode_attention(q, empty, empty.clone(), table, lens, 1.0)
+    cache = torch.zeros(4, 4, 3, 8)
+    with pytest.raises(ValueError, match="on the CPU"):
+        cpu_kernels().paged_decode_attention(q, cache, cache.clone(), table.to("meta"), lens, 1.0)
+
+
+@pytest.mark.parametrize("nan_at", [3, 17])              # in the vector part and in the scalar tail of a row
+def test_paged_decode_attention_propagates_a_nan_key_as_torch_does(nan_at):
+    k_cache, v_cache, block_tables = random_paged_context([20], 8, 4, 1, 16, torch.float32)
+    slot = block_tables[0, nan_at // 4] * 4 + nan_at % 4
+    k_cache.view(-1, 1, 16)[slot, 0, 5] = float("nan")
+    q, lens = torch.randn(1, 2, 16), torch.tensor([20])
+    assert paged_decode_attention(q, k_cache, v_cache, block_tables, lens, 0.25).isnan().all()
+    assert cpu_kernels().paged_decode_attention(q, k_cache, v_cache, block_tables, lens, 0.25).isnan().all()
+
+
 def test_paged_decode_attention_reads_nothing_past_seq_len():
     k_cache, v_cache, block_tables = random_paged_context([6], 8, 4, 2, 16, torch.float32)
     q, lens = torch.randn(1, 4, 16), torch.tensor([6])
@@ -197,6 +216,10 @@ def test_silu_and_mul_matches_torch(rows, inner):
     (lambda k: k.store_kv(torch.zeros(2, 4, 3, 8), torch.zeros(2, 4, 3, 8), torch.randn(2, 2, 8), torch.randn(2, 2, 8),
                           torch.tensor([0, 1])), "must be \\[T, 3, 8\\]"),
     (lambda k: k.silu_and_mul(torch.randn(2, 7)), "gate_up must be"),
+    (lambda k: k.add_rmsnorm_(torch.randn(2, 8, requires_grad=True), torch.randn(2, 8), torch.randn(8), 1e-5),
+     "must not require grad"),
+    (lambda k: k.store_kv(torch.zeros(2, 4, 3, 8, requires_grad=True), torch.zeros(2, 4, 3, 8), torch.randn(1, 3, 8),
+                          torch.randn(1, 3, 8), torch.tensor([0])), "must not require grad"),
 ])
 def test_decoder_ops_reject_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
