@@ -10,7 +10,10 @@
    (a layer toggles FP <-> INT4 at every boundary without waiting), lowering and raising apart: the
    stall, target < 2%. On CPU the swap's background work (checksum, copy, and on a raise the page
    faults that bring the released tail back) shares the cores with the decode.
-3. KV resize latency: growing and shrinking by one layer's worth of blocks, idle and with live
+3. Swaps under load: a plan lowering 4 layers to INT4, then raising them back, while ``--batch`` requests
+   decode; wall time and decode steps until every swap settled (the background thread runs at the lowest
+   CPU priority, so here it mostly gets the cores' idle moments).
+4. KV resize latency: growing and shrinking by one layer's worth of blocks, idle and with live
    blocks to move.
 Timings are noisy when other processes share the CPU: run it alone for reportable numbers.
 """
@@ -112,6 +115,33 @@ def decode_stall(engine, runtime, batch: int, steps: int) -> list[dict]:
              "stall_pct": 100 * (statistics.median(samples) * 1e3 / steady_ms - 1)} for state, samples in times.items()]
 
 
+def swaps_under_load(engine, runtime, batch: int, layers: int = 4, trials: int = 3) -> list[dict]:
+    """Wall time and decode steps from a plan lowering (then raising) ``layers`` layers at once until every swap
+    settled, while ``batch`` requests decode: the background thread then competes with the decode for the CPU."""
+    num_layers = engine.model_config.num_layers
+    lowered = _plan(num_layers, {i: INT4 for i in range(layers)})
+    prompts = [engine.tokenizer.encode(f"Request {i}: describe the city of Lyon in detail.") for i in range(batch)]
+    for prompt in prompts:
+        engine.add_request(prompt, SamplingParams(temperature=0, max_tokens=900, ignore_eos=True))
+    for _ in range(4):
+        engine.step()
+    rows = []
+    for name, start_plan, plan in (("fp->int4", _plan(num_layers, {}), lowered), ("int4->fp", lowered, _plan(num_layers, {}))):
+        for _ in range(trials):
+            runtime.apply(start_plan)
+            start, steps = time.perf_counter(), 0
+            runtime.actuator.apply(plan, engine.clock())
+            while runtime.actuator.busy:
+                engine.step()
+                steps += 1
+            rows.append({"transition": name, "layers": layers, "batch": batch, "wall_ms": (time.perf_counter() - start) * 1e3,
+                         "decode_steps": steps})
+    runtime.apply(_plan(num_layers, {}))
+    for request_id in list(engine.requests):
+        engine.abort(request_id)
+    return rows
+
+
 def _timed_step(engine) -> float:
     start = time.perf_counter()
     engine.step()
@@ -164,10 +194,12 @@ def main() -> None:
     engine, runtime = build(args)
     results = {"swaps": swap_latencies(engine, runtime, args.layers),
                "decode": decode_stall(engine, runtime, args.batch, args.steps),
+               "under_load": swaps_under_load(engine, runtime, args.batch),
                "kv_resize": kv_resizes(engine, runtime)}
     runtime.close()
     print_table("Swap latency per layer (median; copy and verify run on the background thread)", results["swaps"])
     print_table("Decode step time: steady vs swap in flight (target stall < 2%)", results["decode"])
+    print_table("Swaps under decode load (the whole plan, until settled)", results["under_load"])
     print_table("KV resize latency", results["kv_resize"])
     if args.json:
         with open(args.json, "w") as f:
