@@ -201,8 +201,7 @@ class LayerSwapper:
     def _hold(self, i: int, precision: Precision) -> None:
         """Layer ``i`` keeps only ``precision``'s bytes of its slot; the tail goes back to the OS / device."""
         self.reserved_bytes[i] = self.variant_bytes(i, precision)
-        if self.slots.committed_bytes[i] > self.reserved_bytes[i]:
-            self.slots.release_tail(i, self.reserved_bytes[i])
+        self.slots.release_tail(i, self.reserved_bytes[i])
 
     def _set_precision(self, i: int, precision: Precision) -> None:
         if self.precisions[i] != precision:

@@ -4,9 +4,10 @@ A swap copies a host-store variant into the layer's weight slot. While the copy 
 not be read as the layer's weights, so the layer runs on an *interim* form of the same variant:
 
 - CPU: one background thread, at the lowest OS priority, copies (``copy_into`` releases the GIL, so the
-  step loop keeps computing) and releases the slot's tail past a smaller variant. The interim layer is the host-store variant itself: host memory is what the CPU
-  computes from anyway, so the layer already runs at its new precision, at full speed, and switches
-  to the slot views at the first step boundary after the copy finished.
+  step loop keeps computing) and releases the slot's tail past a smaller variant. The interim layer is the
+  host-store variant itself: host memory is what the CPU computes from anyway, so the layer already runs
+  at its new precision, at full speed, and switches to the slot views at the first step boundary after
+  the copy finished.
 - CUDA: the copy is enqueued on a dedicated stream (after the work already on the compute stream,
   which may still read the slot) and an event is recorded. The interim layer is the slot views with
   its first GEMM wrapped so that the compute stream waits for the event right there: only that layer
@@ -118,9 +119,7 @@ class CpuSwapCopier(SwapCopier):
         giving pages back interrupts every core (TLB shootdown), which the step loop need not wait out."""
         def copy_and_release() -> None:
             self.slots.copy_in(i, variant)
-            keep = SlotLayout.of(variant).nbytes
-            if self.slots.committed_bytes[i] > keep:
-                self.slots.release_tail(i, keep)
+            self.slots.release_tail(i, SlotLayout.of(variant).nbytes)
         return self.run(copy_and_release)
 
     def interim(self, i: int, variant: LayerWeights, ticket: Ticket) -> LayerWeights:

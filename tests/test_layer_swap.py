@@ -95,6 +95,7 @@ def test_a_released_tail_returns_memory_and_must_be_committed_before_reuse():
     slots.copy_in(0, int4)
     released = slots.release_tail(0, int4_bytes)
     assert released > 0.8 * fp.nbytes() and before - rss_bytes() > 0.8 * released, (before - rss_bytes(), released)
+    assert slots.release_tail(0, int4_bytes) == 0                       # nothing committed past it any more
     with pytest.raises(RuntimeError, match="commit first"):
         slots.copy_in(0, fp)
     slots.commit(0, SlotLayout.of(fp).nbytes)

@@ -87,8 +87,11 @@ class WeightSlots:
         self.committed_bytes[i] = max(self.committed_bytes[i], nbytes)
 
     def release_tail(self, i: int, keep_bytes: int) -> int:
-        """Release slot ``i`` after its first ``keep_bytes``; returns the bytes the OS / device got back."""
+        """Release slot ``i`` after its first ``keep_bytes``; returns the bytes the OS / device got back (none when
+        no more than ``keep_bytes`` are committed)."""
         self._check_size(i, keep_bytes)
+        if self.committed_bytes[i] <= keep_bytes:
+            return 0
         released = self.arena.release(self.offsets[i] + keep_bytes, self._strides[i] - keep_bytes)
         self.committed_bytes[i] = keep_bytes
         return released
