@@ -32,7 +32,7 @@ def ours_throughput(llm: LLM, workload) -> tuple[float, int]:
     start = time.perf_counter()
     outs = llm.generate([p for p, _ in workload], params)
     elapsed = time.perf_counter() - start
-    return sum(len(o.output_token_ids) for o in outs) / elapsed, len(outs)
+    return sum(len(o.outputs[0].token_ids) for o in outs) / elapsed, len(outs)
 
 
 def hf_throughput(hf, workload, batch_size: int) -> float:
@@ -54,7 +54,7 @@ def hf_throughput(hf, workload, batch_size: int) -> float:
 def ours_decode_step(llm: LLM, prompt: list[int], num_tokens: int) -> float:
     """Mean seconds per decode step at batch 1 (first token excluded)."""
     out = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=num_tokens, ignore_eos=True))[0]
-    times = out.token_times
+    times = out.outputs[0].token_times
     return (times[-1] - times[0]) / (len(times) - 1)
 
 
@@ -62,9 +62,9 @@ def ours_concurrent(llm: LLM, streams: int, prompt_len: int, num_tokens: int) ->
     rng = random.Random(1)
     prompts = [[rng.randrange(1000, 49000) for _ in range(prompt_len)] for _ in range(streams)]
     outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=num_tokens, ignore_eos=True))
-    first = max(o.token_times[0] for o in outs)   # all streams decoding
-    last = max(o.token_times[-1] for o in outs)
-    decoded = sum(sum(1 for t in o.token_times if t > first) for o in outs)
+    first = max(o.outputs[0].token_times[0] for o in outs)   # all streams decoding
+    last = max(o.outputs[0].token_times[-1] for o in outs)
+    decoded = sum(sum(1 for t in o.outputs[0].token_times if t > first) for o in outs)
     return decoded / (last - first)
 
 
@@ -105,7 +105,7 @@ def read_bandwidth() -> float:
 def bytes_per_decode_step(llm: LLM, context_len: int) -> int:
     """Weights read by one batch-1 decode step: every decoder layer, the final norm and the LM head (the embedding
     lookup reads one row), plus the K/V of the context."""
-    w = llm.engine.runner.model.weights
+    w = llm.engine.model_weights
     layers = sum(layer.nbytes() for layer in w.layers)
     kv = context_len * llm.engine.model_config.kv_bytes_per_token(4)
     return layers + w.final_norm.nbytes + w.lm_head.nbytes + kv

@@ -18,9 +18,9 @@ def decode_tokens_per_s(llm: LLM, streams: int, prompt_len: int = 64, num_tokens
     rng = random.Random(streams)
     prompts = [[rng.randrange(1000, 49000) for _ in range(prompt_len)] for _ in range(streams)]
     outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=num_tokens, ignore_eos=True))
-    start = max(o.token_times[0] for o in outs)
-    end = max(o.token_times[-1] for o in outs)
-    return sum(sum(1 for t in o.token_times if t > start) for o in outs) / (end - start)
+    start = max(o.outputs[0].token_times[0] for o in outs)
+    end = max(o.outputs[0].token_times[-1] for o in outs)
+    return sum(sum(1 for t in o.outputs[0].token_times if t > start) for o in outs) / (end - start)
 
 
 def main() -> None:

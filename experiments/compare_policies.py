@@ -8,17 +8,13 @@ violation rate and how much lower than FP's it is, output throughput and its rat
 relative change vs FP, token agreement with the FP outputs, the share of tokens made with quantized layers, and
 the peak KV capacity (blocks).
 """
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from experiments.metrics import format_table, token_agreement, write_report  # noqa: E402
-from experiments.replay.figures import register_schemas, run_policies  # noqa: E402
-from experiments.replay.run import ReplayResult  # noqa: E402
+from experiments.metrics import format_table, token_agreement, write_report
+from experiments.replay.figures import register_schemas, run_policies
+from experiments.replay.run import ReplayResult
 
 register_schemas()
 COLUMNS = ("policy", "p95_ttft_ms", "p95_ttft_reduction", "ttft_slo_violation_rate", "slo_violations_vs_fp",

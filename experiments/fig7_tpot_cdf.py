@@ -1,15 +1,40 @@
-"""Figure 7: TPOT CDF under each policy."""
-import sys
+"""Figure 7: empirical CDF of per-request TPOT, one curve per policy.
+
+    python experiments/fig7_tpot_cdf.py [trace=...] [figure_dir=...]
+"""
+from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from experiments.plots.figure_files import FigureFiles, new_figure, policy_color, require_data, save_figure
+from experiments.replay.figures import register_schemas, run_policies
+from experiments.replay.run import tpots_ms
 
-from experiments.plots import plot_tpot_cdf  # noqa: E402
-from experiments.replay.figures import register_schemas, run_policies  # noqa: E402
-from experiments.replay.run import tpots_ms  # noqa: E402
+
+def empirical_cdf(values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted values ``[n]`` and the share of values at or below each ``[n]`` ((i + 1) / n)."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    return x, np.arange(1, x.size + 1) / x.size
+
+
+def plot_tpot_cdf(tpots_ms: dict[str, Sequence[float]], out_dir: str | Path, title: str = "",
+                  stem: str = "fig7_tpot_cdf") -> FigureFiles:
+    """``tpots_ms`` maps policy -> per-request TPOT in ms (``RequestRecord.tpot_s * 1000``)."""
+    require_data(tpots_ms, "tpots_ms")
+    figure, (axes,) = new_figure()
+    rows = []
+    for policy, values in tpots_ms.items():
+        require_data(values, f"the TPOTs of {policy!r}")
+        x, cdf = empirical_cdf(values)
+        axes.step(x, cdf, where="post", color=policy_color(policy), label=policy)
+        rows += [{"policy": policy, "tpot_ms": float(t), "cdf": float(c)} for t, c in zip(x, cdf)]
+    axes.set(xlabel="TPOT (ms)", ylabel="CDF", ylim=(0, 1.02), title=title)
+    axes.legend(fontsize="small")
+    return save_figure(figure, rows, out_dir, stem)
+
 
 register_schemas()
 

@@ -5,19 +5,15 @@ Examples: ``data.num_windows=null`` (whole split), ``variants=[fp,rtn-int4-g64]`
 Writes perplexity.csv and perplexity.json into the Hydra run folder (results/perplexity/...).
 """
 import logging
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from experiments.eval.config import PerplexityConfig, register_schemas  # noqa: E402
-from experiments.eval.perplexity_table import perplexity_rows  # noqa: E402
-from experiments.eval.session import EvalSession  # noqa: E402
-from experiments.metrics.report import format_table, write_report  # noqa: E402
+from experiments.eval.config import PerplexityConfig, register_schemas
+from experiments.eval.perplexity_table import perplexity_rows
+from experiments.eval.session import EvalSession
+from experiments.metrics.report import format_table, write_report
 
 register_schemas()
 COLUMNS = ("configuration", "quantized_layers_count", "ppl", "mean_nll", "num_tokens", "seconds", "rel_diff")

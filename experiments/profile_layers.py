@@ -5,17 +5,13 @@ Examples: ``method=front_to_back``, ``calibration.seq_len=512 calibration.num_se
 is what ``policy.swap_order_path`` of the replay and ``lis_order_file`` of Table 1 read.
 """
 import logging
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from experiments.eval.config import ProfileConfig, register_schemas, resolve_path  # noqa: E402
-from experiments.eval.profile_run import swap_order_record, write_swap_order  # noqa: E402
-from experiments.eval.session import EvalSession  # noqa: E402
+from experiments.eval.config import ProfileConfig, register_schemas, resolve_path
+from experiments.eval.profile_run import swap_order_record, write_swap_order
+from experiments.eval.session import EvalSession
 
 register_schemas()
 

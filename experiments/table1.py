@@ -4,19 +4,16 @@ Needs the LIS order (``python experiments/profile_layers.py`` first) unless ``or
 Writes table1.csv, table1.json, table1.md and table1.png into the Hydra run folder (results/table1/...).
 """
 import logging
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from experiments.eval.config import Table1Config, register_schemas  # noqa: E402
-from experiments.eval.order_table import markdown_table, plot_table1, table1_rows  # noqa: E402
-from experiments.eval.session import EvalSession  # noqa: E402
-from experiments.metrics.report import write_report  # noqa: E402
+from experiments.eval.config import Table1Config, register_schemas
+from experiments.eval.order_table import markdown_table, plot_table1, table1_rows
+from experiments.eval.session import EvalSession
+from experiments.metrics.report import write_report
 
 register_schemas()
 

@@ -7,9 +7,10 @@ Order of operations, which keeps weights + KV + workspace <= budget after every 
   bytes the layer takes back, then starts. If the live blocks do not fit, the raise waits and is
   retried at every step boundary (a new plan replaces whatever still waits).
 
-Provenance: after every boundary the engine's ``num_quantized_layers`` and ``precision_version`` say
-what the layers run at; ``precision_maps[version]`` is the per-layer precision of each version, so
-each token's record names exactly which layers were quantized when it was produced.
+Provenance: after every boundary the actuator publishes the layers' precisions to the engine
+(``LLMEngine.publish_precisions``: a version, each layer's precision, the weight bytes held), which stamps
+the version on every token; ``precision_maps[version]`` is the per-layer precision of each version, so each
+token's record names exactly which layers were quantized when it was produced.
 """
 import math
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from morph.kv_resizer import KVResizer
 from morph.layer_swapper import LayerSwapper, SwapOutcome
 from morph.plan import MorphPlan, MorphState, Precision, count_quantized
+from swiftllm.server.engine import LLMEngine
+from swiftllm.server.structs import KVResize
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +37,17 @@ class TransitionEvent:
     copy_seconds: float
     kv_capacity_before: int         # blocks, when the transition began
     kv_capacity_after: int          # blocks, after the KV resize of the boundary at which it ended
+    kv_blocks_moved: int            # live KV blocks moved by the resizes of this transition (a shrink before a raise)
+    kv_resize_seconds: float        # engine-clock time of those resizes (the room made before it, the credit after)
     num_quantized_layers: int       # after the transition
     precision_version: int
     error: str | None
 
 
 class MorphingActuator:
-    def __init__(self, engine, swapper: LayerSwapper, resizer: KVResizer,
+    def __init__(self, engine: LLMEngine, swapper: LayerSwapper, resizer: KVResizer,
                  on_event: Callable[[TransitionEvent], None] = lambda event: None):
-        """``engine``: the ``LLMEngine`` whose provenance counters and memory plan this actuator keeps current."""
+        """``engine``: the ``LLMEngine`` to which this actuator publishes the layers' precisions."""
         self.engine = engine
         self.swapper = swapper
         self.resizer = resizer
@@ -52,7 +57,7 @@ class MorphingActuator:
         self.precision_maps: dict[int, tuple[Precision, ...]] = {}
         self._base_weight_bytes = engine.memory.weight_bytes
         self._waiting: list[int] = []                           # layers whose transition has not begun
-        self._begun: dict[int, tuple[float, int]] = {}          # layer -> (start time, KV capacity then)
+        self._begun: dict[int, _Begun] = {}
         self._publish()
 
     @property
@@ -97,42 +102,57 @@ class MorphingActuator:
         still_waiting = []
         for layer in self._waiting:
             capacity_before = self.resizer.capacity
-            if self._make_room(layer):
+            room = self._make_room(layer)
+            if room is not None:
                 self.swapper.begin(layer, self.targets[layer])
-                self._begun[layer] = (now, capacity_before)
+                self._begun[layer] = _Begun(now, capacity_before, room)
             else:
                 still_waiting.append(layer)
         self._waiting = still_waiting
 
-    def _make_room(self, layer: int) -> bool:
-        """Shrink the KV pool so that layer's target fits in the budget; False when live blocks prevent it."""
+    def _make_room(self, layer: int) -> list[KVResize] | None:
+        """Shrink the KV pool so that layer's target fits in the budget: the resizes made (none when it fits
+        already), or ``None`` when live blocks prevent it."""
         extra = self.swapper.extra_bytes_for(layer, self.targets[layer])
         allowed = self.resizer.capacity_for(self.swapper.freed_bytes() - extra)
-        return allowed >= self.resizer.capacity or self.resizer.resize(allowed) is not None
+        if allowed >= self.resizer.capacity:
+            return []
+        resize = self.resizer.resize(allowed)
+        return None if resize is None else [resize]
 
     def _ended(self, outcome: SwapOutcome, now: float) -> TransitionEvent:
         self.targets[outcome.layer] = outcome.precision
-        start_time, capacity_before = self._begun.pop(outcome.layer)
-        self._credit_freed_bytes()
+        begun = self._begun.pop(outcome.layer)
+        resizes = begun.resizes + self._credit_freed_bytes()
         event = TransitionEvent(
-            time=now, start_time=start_time, layer=outcome.layer, source=outcome.source.value,
+            time=now, start_time=begun.time, layer=outcome.layer, source=outcome.source.value,
             target=outcome.target.value, status=outcome.status, bytes_copied=outcome.bytes_copied,
             verify_seconds=outcome.verify_seconds, copy_seconds=outcome.copy_seconds,
-            kv_capacity_before=capacity_before, kv_capacity_after=self.resizer.capacity,
+            kv_capacity_before=begun.kv_capacity, kv_capacity_after=self.resizer.capacity,
+            kv_blocks_moved=sum(r.moved_blocks for r in resizes), kv_resize_seconds=sum(r.seconds for r in resizes),
             num_quantized_layers=count_quantized(self.swapper.precisions), precision_version=self.swapper.version,
             error=outcome.error)
         self.on_event(event)
         return event
 
-    def _credit_freed_bytes(self) -> None:
+    def _credit_freed_bytes(self) -> list[KVResize]:
+        """Grow the KV pool into the bytes the settled swaps freed; the resize made, if any."""
         allowed = self.resizer.capacity_for(self.swapper.freed_bytes())
-        if allowed > self.resizer.capacity:
-            self.resizer.resize(allowed)
+        if allowed <= self.resizer.capacity:
+            return []
+        return [self.resizer.resize(allowed)]
 
     def _publish(self) -> None:
-        """Make the engine's provenance counters and memory plan match the layers as they run now."""
+        """Tell the engine what the layers run at now and how many weight bytes they hold."""
         version = self.swapper.version
         self.precision_maps.setdefault(version, tuple(self.swapper.precisions))
-        self.engine.precision_version = version
-        self.engine.num_quantized_layers = count_quantized(self.swapper.precisions)
-        self.engine.memory.weight_bytes = self._base_weight_bytes - self.swapper.freed_bytes()
+        self.engine.publish_precisions(version, tuple(p.value for p in self.swapper.precisions),
+                                       self._base_weight_bytes - self.swapper.freed_bytes())
+
+
+@dataclass(frozen=True, slots=True)
+class _Begun:
+    """A transition under way: when it began, the KV capacity then, and the resizes that made room for it."""
+    time: float
+    kv_capacity: int
+    resizes: list[KVResize]

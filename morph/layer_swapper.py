@@ -1,7 +1,8 @@
 """LayerSwapper: moves decoder layers between precisions in place, between two decode steps.
 
-Every layer lives in a weight slot sized for full precision (``WeightSlots``); ``weights.layers[i]``
-is a set of views into it, so nothing else in the model is remapped by a swap. A swap of layer ``i``
+Every layer lives in a weight slot sized for full precision (``WeightSlots``); the model runs layer ``i``
+from a set of views into it, so nothing else in the model is remapped by a swap. What the model runs is
+changed only through the ``install(i, layer)`` callable it is given (``LLMEngine.install_layer``). A swap of layer ``i``
 to ``target`` goes through these phases, each entered at a step boundary (``begin`` / ``poll``):
 
 1. **verify** (``begin``): the slot is committed up to the target's size if that is larger (the
@@ -20,6 +21,7 @@ thread; a CUDA copy that fails to enqueue raises, as the device context is unusa
 never touch the KV cache or any request state.
 """
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -27,8 +29,10 @@ import torch
 from morph.layer_store import LayerStore
 from morph.plan import Precision
 from morph.swap_copy import SwapCopier, Ticket, make_swap_copier
-from swiftllm.worker.weight import ModelWeights
+from swiftllm.worker.weight import LayerWeights
 from swiftllm.worker.weight_slots import SlotLayout, WeightSlots
+
+InstallLayer = Callable[[int, LayerWeights], None]
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +69,13 @@ class _Swap:
 
 
 class LayerSwapper:
-    """Swaps the layers of ``weights`` among the precisions held by ``store``."""
+    """Swaps a model's decoder layers among the precisions held by ``store``; ``install(i, layer)`` makes the
+    model run layer ``i`` from ``layer``."""
 
-    def __init__(self, weights: ModelWeights, store: LayerStore, slots: WeightSlots, copier: SwapCopier):
-        if store.num_layers != len(weights.layers) or slots.num_slots != len(weights.layers):
-            raise ValueError(f"{len(weights.layers)} layers, but the store has {store.num_layers} "
-                             f"and the slots {slots.num_slots}")
-        self.weights = weights
+    def __init__(self, install: InstallLayer, store: LayerStore, slots: WeightSlots, copier: SwapCopier):
+        if slots.num_slots != store.num_layers:
+            raise ValueError(f"the store has {store.num_layers} layers but the slots {slots.num_slots}")
+        self.install = install
         self.store = store
         self.slots = slots
         self.copier = copier
@@ -84,11 +88,10 @@ class LayerSwapper:
             self._move_into_slot(i)
 
     @staticmethod
-    def into_slots(weights: ModelWeights, store: LayerStore) -> "LayerSwapper":
-        """Move the full-precision layers of ``weights`` into fresh slots on their device."""
-        device = weights.embed_tokens.device
+    def into_slots(install: InstallLayer, store: LayerStore, device: str | torch.device) -> "LayerSwapper":
+        """Move the store's full-precision layers into fresh slots on ``device`` and run the model from there."""
         slots = WeightSlots([store.layer(i, Precision.FP) for i in range(store.num_layers)], device)
-        return LayerSwapper(weights, store, slots, make_swap_copier(slots))
+        return LayerSwapper(install, store, slots, make_swap_copier(slots))
 
     @property
     def in_flight(self) -> bool:
@@ -100,7 +103,7 @@ class LayerSwapper:
         master = self.store.layer(i, Precision.FP)
         self.slots.commit(i, self._fp_bytes[i])
         self.slots.copy_in(i, master)
-        self.weights.layers[i] = self.slots.views(i, master)
+        self.install(i, self.slots.views(i, master))
         if self.slots.arena.device.type == "cuda":
             torch.cuda.empty_cache()
 
@@ -175,7 +178,7 @@ class LayerSwapper:
         swap.phase = phase
         swap.bytes_copied += self.variant_bytes(i, precision)
         swap.ticket = self.copier.copy(i, variant)
-        self.weights.layers[i] = self.copier.interim(i, variant, swap.ticket)
+        self.install(i, self.copier.interim(i, variant, swap.ticket))
         self._set_precision(i, precision)
 
     def _refuse(self, swap: _Swap, error: BaseException) -> SwapOutcome:
@@ -188,7 +191,7 @@ class LayerSwapper:
         copy failed too: then it stays on its interim form, at its previous precision)."""
         final = swap.target if swap.phase == "copy" else swap.source
         if error is None:
-            self.weights.layers[swap.layer] = self.slots.views(swap.layer, self.store.layer(swap.layer, final))
+            self.install(swap.layer, self.slots.views(swap.layer, self.store.layer(swap.layer, final)))
             self._hold(swap.layer, final)
         else:
             logger.error("rollback copy of layer %d failed too; it keeps running from the host store: %s",

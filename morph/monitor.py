@@ -1,13 +1,12 @@
 """Serving Monitor: short-window metrics of the engine, fed with one ``StepStats`` per step boundary.
 
 Windows run on the engine clock: a window of length L at time ``now`` holds the steps that ended in
-``(now - L, now]``. Gauges (KV usage, queue length, queueing delay) get one sample per step; events
-(TTFT, TPOT) one sample per request that produced them in the step. Rates (arrivals, completions,
-tokens) are window totals divided by the time the window covers (less than L right after start).
+``(now - L, now]``. Gauges (KV usage, queueing delay, blocked steps) get one sample per step. Rates
+(arrivals, completions) are window totals divided by the time the window covers (less than L right after
+start); both are the engine's own counts (``StepStats.num_arrivals``, ``num_finished``: every request added,
+and every request that ended, aborts included).
 
-``StepStats`` has no arrival count, so arrivals are derived from request conservation:
-``arrivals = (waiting + running)_now - (waiting + running)_before + finished``, where ``finished =
-len(stats.tpots)`` (the engine reports one TPOT per finished request) and the engine starts empty.
+The snapshot holds what the controller and the request dispatcher read, nothing more.
 """
 import math
 from collections import deque
@@ -26,11 +25,10 @@ class MonitorConfig:
     """
     short_window_s: float = 1.0
     long_window_s: float = 5.0
-    ewma_time_constant_s: float = 1.0
     trend_bin_s: float = 0.5
 
     def __post_init__(self):
-        for name in ("short_window_s", "long_window_s", "ewma_time_constant_s", "trend_bin_s"):
+        for name in ("short_window_s", "long_window_s", "trend_bin_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.short_window_s > self.long_window_s:
@@ -52,9 +50,8 @@ class WindowStats:
 
 @dataclass(frozen=True, slots=True)
 class MetricSummary:
-    """Latest sample, EWMA, and short/long window statistics of one metric (NaN until a sample exists)."""
+    """Latest sample and short/long window statistics of one metric (NaN until a sample exists)."""
     last: float
-    ewma: float
     short: WindowStats
     long: WindowStats
 
@@ -81,25 +78,15 @@ class MonitorSnapshot:
     """Everything the controller may look at, as of the last observed step. Times in seconds."""
     time: float
     kv_usage: MetricSummary            # kv_blocks_used / kv_blocks_capacity, in [0, 1]
-    queue_length: MetricSummary        # waiting requests
     queueing_delay_s: MetricSummary    # how long the head of the waiting queue has waited
-    ttft_s: MetricSummary
-    tpot_s: MetricSummary
-    preemptions: MetricSummary         # preemptions per step (window ``total`` = count)
-    blocked_on_kv: MetricSummary       # 1.0 for a step blocked on KV blocks, else 0.0
+    blocked_on_kv: MetricSummary       # 1.0 for a step blocked on KV blocks, else 0.0 (window ``total`` = count)
     arrival_rate: WindowRates          # requests/s
     completion_rate: WindowRates       # requests/s
-    token_rate: WindowRates            # prefill + decode tokens/s
-    output_token_rate: WindowRates     # generated tokens/s
-    arrival_trend: RateTrend
+    arrival_trend: RateTrend           # requests/s over the long window
     kv_blocks_used: int
     kv_blocks_capacity: int
     num_running: int
     num_waiting: int
-    num_quantized_layers: int
-    weight_bytes: int
-    kv_bytes: int
-    workspace_bytes: int
 
 
 class _SlidingWindow:
@@ -136,42 +123,22 @@ class _SlidingWindow:
         return WindowStats(self._total / count, self._maxima[0][1], self._total, count)
 
 
-class _Ewma:
-    """Exponentially weighted moving average on the engine clock: a sample ``dt`` after the previous
-    one has weight ``1 - exp(-dt / time_constant_s)``; the first sample sets the average."""
-
-    def __init__(self, time_constant_s: float):
-        self.time_constant_s = time_constant_s
-        self.value = math.nan
-        self._time: float | None = None
-
-    def update(self, time: float, value: float) -> None:
-        if self._time is None:
-            self.value = value
-        else:
-            weight = 1.0 - math.exp(-(time - self._time) / self.time_constant_s)
-            self.value += weight * (value - self.value)
-        self._time = time
-
-
 class _MetricTracker:
-    """Short and long windows plus an EWMA of one metric; the EWMA sees each step's mean sample."""
+    """Short and long windows of one metric, and its latest sample."""
 
     def __init__(self, config: MonitorConfig):
         self.short = _SlidingWindow(config.short_window_s)
         self.long = _SlidingWindow(config.long_window_s)
-        self.ewma = _Ewma(config.ewma_time_constant_s)
         self.last = math.nan
 
     def add(self, time: float, values: Sequence[float]) -> None:
         self.short.add(time, values)
         self.long.add(time, values)
         if values:
-            self.ewma.update(time, sum(values) / len(values))
             self.last = values[-1]
 
     def summary(self) -> MetricSummary:
-        return MetricSummary(self.last, self.ewma.value, self.short.stats(), self.long.stats())
+        return MetricSummary(self.last, self.short.stats(), self.long.stats())
 
     def rates(self, covered_s: float) -> WindowRates:
         """Window totals per second, each window counted only over the ``covered_s`` seconds observed."""
@@ -223,8 +190,7 @@ class ServingMonitor:
 
     def __init__(self, config: MonitorConfig | None = None):
         self.config = config or MonitorConfig()
-        names = ("kv_usage", "queue_length", "queueing_delay_s", "ttft_s", "tpot_s", "preemptions",
-                 "blocked_on_kv", "arrivals", "completions", "tokens", "output_tokens")
+        names = ("kv_usage", "queueing_delay_s", "blocked_on_kv", "arrivals", "completions")
         self._trackers = {name: _MetricTracker(self.config) for name in names}
         self._start_time: float | None = None
         self._last: StepStats | None = None
@@ -235,28 +201,14 @@ class ServingMonitor:
             self._start_time = stats.time - stats.duration
         samples = {
             "kv_usage": [stats.kv_blocks_used / stats.kv_blocks_capacity],
-            "queue_length": [float(stats.num_waiting)],
             "queueing_delay_s": [stats.oldest_waiting_time],
-            "ttft_s": list(stats.ttfts),
-            "tpot_s": list(stats.tpots),
-            "preemptions": [float(stats.num_preemptions)],
             "blocked_on_kv": [float(stats.blocked_on_kv)],
-            "arrivals": [float(self._arrivals(stats))],
-            "completions": [float(len(stats.tpots))],
-            "tokens": [float(stats.num_prefill_tokens + stats.num_decode_tokens)],
-            "output_tokens": [float(stats.num_decode_tokens + len(stats.ttfts))],
+            "arrivals": [float(stats.num_arrivals)],
+            "completions": [float(stats.num_finished)],
         }
         for name, values in samples.items():
             self._trackers[name].add(stats.time, values)
         self._last = stats
-
-    def _arrivals(self, stats: StepStats) -> int:
-        """Requests that arrived since the previous step (see the module docstring).
-
-        Clamped at 0: a request that leaves without a TPOT entry (an abort) would otherwise count as a
-        negative arrival."""
-        before = 0 if self._last is None else self._last.num_waiting + self._last.num_running
-        return max(0, stats.num_waiting + stats.num_running - before + len(stats.tpots))
 
     def snapshot(self) -> MonitorSnapshot:
         if self._last is None:
@@ -267,24 +219,14 @@ class ServingMonitor:
         return MonitorSnapshot(
             time=last.time,
             kv_usage=trackers["kv_usage"].summary(),
-            queue_length=trackers["queue_length"].summary(),
             queueing_delay_s=trackers["queueing_delay_s"].summary(),
-            ttft_s=trackers["ttft_s"].summary(),
-            tpot_s=trackers["tpot_s"].summary(),
-            preemptions=trackers["preemptions"].summary(),
             blocked_on_kv=trackers["blocked_on_kv"].summary(),
             arrival_rate=trackers["arrivals"].rates(covered_s),
             completion_rate=trackers["completions"].rates(covered_s),
-            token_rate=trackers["tokens"].rates(covered_s),
-            output_token_rate=trackers["output_tokens"].rates(covered_s),
             arrival_trend=fit_rate_trend(
                 trackers["arrivals"].long.samples, last.time, trend_span_s, self.config.trend_bin_s),
             kv_blocks_used=last.kv_blocks_used,
             kv_blocks_capacity=last.kv_blocks_capacity,
             num_running=last.num_running,
             num_waiting=last.num_waiting,
-            num_quantized_layers=last.num_quantized_layers,
-            weight_bytes=last.weight_bytes,
-            kv_bytes=last.kv_bytes,
-            workspace_bytes=last.workspace_bytes,
         )

@@ -54,6 +54,10 @@ class MorphPlan:
             raise ValueError("a morph plan needs the precision of at least one layer")
         object.__setattr__(self, "layer_precisions", parse_precisions(self.layer_precisions))
 
+    @staticmethod
+    def full_precision(num_layers: int, reason: str = "") -> "MorphPlan":
+        return MorphPlan((Precision.FP,) * num_layers, reason)
+
     @property
     def num_quantized_layers(self) -> int:
         return count_quantized(self.layer_precisions)

@@ -41,7 +41,7 @@ def accuracy_mode(num_layers: int, swap_order: Sequence[int] | None = None) -> M
         num_layers=num_layers, kv_usage_trigger=0.95, kv_usage_release=0.75, queue_delay_trigger_s=0.3,
         queue_delay_release_s=0.05, cooldown_s=1.0, layers_per_step=2,
         max_quantized_layers=math.ceil(num_layers / 4), swap_order=swap_order)
-    monitor = MonitorConfig(short_window_s=1.0, long_window_s=5.0, ewma_time_constant_s=1.0, trend_bin_s=0.5)
+    monitor = MonitorConfig(short_window_s=1.0, long_window_s=5.0, trend_bin_s=0.5)
     return MorphPolicy("morph_accuracy", monitor, controller)
 
 
@@ -50,7 +50,7 @@ def performance_mode(num_layers: int, swap_order: Sequence[int] | None = None) -
         num_layers=num_layers, kv_usage_trigger=0.85, kv_usage_release=0.6, queue_delay_trigger_s=0.1,
         queue_delay_release_s=0.02, cooldown_s=0.5, layers_per_step=math.ceil(num_layers / 8),
         max_quantized_layers=num_layers, swap_order=swap_order)
-    monitor = MonitorConfig(short_window_s=0.5, long_window_s=3.0, ewma_time_constant_s=0.5, trend_bin_s=0.25)
+    monitor = MonitorConfig(short_window_s=0.5, long_window_s=3.0, trend_bin_s=0.25)
     return MorphPolicy("morph_performance", monitor, controller)
 
 

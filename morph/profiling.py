@@ -30,9 +30,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from swiftllm.model_config import LlamaModelConfig
-from swiftllm.worker.kernels.rmsnorm import rmsnorm
-from swiftllm.worker.kernels.rotary import rotary_cos_sin
-from swiftllm.worker.model import causal_attend, decoder_layer
+from swiftllm.worker.model import CachelessForward
 from swiftllm.worker.weight import LayerWeights, ModelWeights
 
 SIMPLE_ORDERS = ("front_to_back", "back_to_front", "random")
@@ -101,21 +99,16 @@ class LisProfile:
 
 
 class LayerRunner:
-    """Runs decoder layers over calibration sequences with the model's rotary tables and causal attention."""
+    """Runs decoder layers over every calibration sequence (the model's cache-less forward)."""
 
     def __init__(self, weights: ModelWeights, cfg: LlamaModelConfig, sequences: Sequence[torch.Tensor]):
         if not sequences or any(ids.dim() != 1 or len(ids) == 0 for ids in sequences):
             raise ValueError("profiling needs at least one non-empty 1-D calibration token sequence")
-        self.cfg = cfg
-        self.weights = weights
-        longest = max(len(ids) for ids in sequences)
-        dtype, device = weights.embed_tokens.dtype, weights.embed_tokens.device
-        self.cos, self.sin = rotary_cos_sin(cfg, longest, dtype, device)          # [longest, head_dim / 2]
-        self.attend = causal_attend(cfg)
-        self.embedded = [weights.embed_tokens[ids.to(device)] for ids in sequences]  # each [T_i, hidden]
+        self.forward = CachelessForward(weights, cfg, max(len(ids) for ids in sequences))
+        self.embedded = [self.forward.embed(ids) for ids in sequences]          # each [T_i, hidden]
 
     def layer(self, layer: LayerWeights, x: Hidden) -> Hidden:
-        return [decoder_layer(h, layer, self.cfg, self.cos[:len(h)], self.sin[:len(h)], self.attend) for h in x]
+        return [self.forward.layer(layer, h) for h in x]
 
     def propagate(self, layers: Sequence[LayerWeights], start: int, x: Hidden) -> list[Hidden]:
         """Given ``x`` entering layer ``start``: [x, output of start, ..., output of the last layer]."""
@@ -126,7 +119,7 @@ class LayerRunner:
 
     def output(self, last_hidden: Hidden) -> Hidden:
         """The model output ``f``: the final-normed hidden states (what the LM head reads)."""
-        return [rmsnorm(h, self.weights.final_norm, self.cfg.rms_norm_eps) for h in last_hidden]
+        return [self.forward.final_norm(h) for h in last_hidden]
 
 
 @torch.inference_mode()

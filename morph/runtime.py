@@ -5,12 +5,16 @@ weight slots and adds one step hook that, at every step boundary:
 1. polls the actuator (settles finished swaps, grows or shrinks the KV pool, updates provenance);
 2. feeds the step's statistics to the monitor;
 3. when no swap is in flight, asks the controller for a plan and hands it to the actuator.
-Every transition is appended to a JSONL event log. Attach between steps (before serving starts).
+Every transition is appended to a JSONL event log. Attach between steps (before serving starts); one
+runtime per engine at a time. ``close()`` restores full precision and the full-precision KV pool and
+detaches, leaving a plain engine. The runtime changes the engine only through its named hooks
+(``add_step_hook``, ``install_layer``, ``resize_kv_pool``, ``publish_precisions``).
 """
 import dataclasses
 import json
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +29,7 @@ from morph.plan import MorphPlan, Precision, parse_precisions
 from morph.policies import PRESETS, MorphPolicy, make_policy
 from swiftllm.quant.calibration import calibration_sequences, read_calibration_text
 from swiftllm.quant.spec import VariantSpec
+from swiftllm.server.engine import LLMEngine
 from swiftllm.server.structs import StepStats
 
 logger = logging.getLogger(__name__)
@@ -84,21 +89,29 @@ class MorphConfig:
         return wanted is None or precision in parse_precisions(wanted)
 
 
+_ATTACHED: "weakref.WeakSet[LLMEngine]" = weakref.WeakSet()   # engines with a runtime attached now
+
+
 class MorphRuntime:
     """The morph loop attached to ``engine`` (see the module docstring)."""
 
-    def __init__(self, engine, policy: MorphPolicy | None, store: LayerStore, event_log_path: str | None = None):
+    def __init__(self, engine: LLMEngine, policy: MorphPolicy | None, store: LayerStore,
+                 event_log_path: str | None = None):
+        if engine in _ATTACHED:
+            raise RuntimeError("a morph runtime is already attached to this engine: close() it first")
         self.engine = engine
-        self._log = open(event_log_path, "a", encoding="utf-8") if event_log_path else None
         self.monitor: ServingMonitor | None = None
         self.controller: MorphingController | None = None
         if policy is not None:
             self.monitor, self.controller = policy.build()
-        self.swapper = LayerSwapper.into_slots(engine.runner.model.weights, store)
-        self.resizer = KVResizer(engine.block_manager, engine.runner.kv_cache, engine.memory)
+        self.swapper = LayerSwapper.into_slots(engine.install_layer, store, engine.config.device)
+        self.resizer = KVResizer(engine)
         self.actuator = MorphingActuator(engine, self.swapper, self.resizer, on_event=self._record)
         self.events: list[TransitionEvent] = []
-        engine.step_hooks.append(self.on_step)
+        self._log = open(event_log_path, "a", encoding="utf-8") if event_log_path else None
+        self._closed = False
+        engine.add_step_hook(self.on_step)
+        _ATTACHED.add(engine)
 
     def on_step(self, stats: StepStats) -> None:
         """The step hook: poll the actuator, observe, and (when no swap is in flight) decide and apply."""
@@ -116,6 +129,8 @@ class MorphRuntime:
     def apply(self, plan: MorphPlan | list[str | Precision]) -> list[TransitionEvent]:
         """Finish the swaps in flight, apply a plan now and wait for its swaps (between steps). Raises that
         cannot fit next to the live KV blocks stay waiting; the step hook retries them."""
+        if self._closed:
+            raise RuntimeError("this morph runtime is closed; attach a new one to morph the engine again")
         plan = plan if isinstance(plan, MorphPlan) else MorphPlan(tuple(plan), "manual")
         events = self._drain()
         self.actuator.apply(plan, self.engine.clock())
@@ -126,13 +141,26 @@ class MorphRuntime:
         return self.actuator.precision_maps[version]
 
     def close(self) -> None:
-        """Detach the hook and stop the background thread (the layers stay as they are)."""
-        if self.on_step in self.engine.step_hooks:
-            self.engine.step_hooks.remove(self.on_step)
+        """Return every layer to full precision and the KV pool to its full-precision size, detach the hook and
+        stop the background thread: the engine serves as if never morphed (its full-precision layers stay where
+        the swaps put them, bit-identical). Call between steps. Raises ``RuntimeError``, still attached, when the
+        live KV blocks do not fit in the full-precision pool (finish or abort requests first)."""
+        if self._closed:
+            return
         self._drain()
+        if self.engine.kv_blocks_used > self.resizer.base_capacity:
+            raise RuntimeError(f"cannot close: {self.engine.kv_blocks_used} live KV blocks exceed the "
+                               f"full-precision pool of {self.resizer.base_capacity} blocks")
+        self.actuator.apply(MorphPlan.full_precision(self.swapper.store.num_layers, "close"), self.engine.clock())
+        self._drain()
+        self.engine.remove_step_hook(self.on_step)
         self.swapper.close()
+        self.engine.publish_precisions(0, (Precision.FP.value,) * self.swapper.store.num_layers,
+                                       self.engine.memory.weight_bytes)
         if self._log is not None:
             self._log.close()
+        self._closed = True
+        _ATTACHED.discard(self.engine)
 
     def _drain(self) -> list[TransitionEvent]:
         """Poll until no swap is in flight."""
@@ -149,7 +177,7 @@ class MorphRuntime:
             self._log.flush()
 
 
-def attach_morph(engine, config: MorphConfig) -> MorphRuntime:
+def attach_morph(engine: LLMEngine, config: MorphConfig) -> MorphRuntime:
     """Prepare the layer store for ``engine``'s model and attach the morph loop to it."""
     num_layers = engine.model_config.num_layers
     policy = None
@@ -157,8 +185,10 @@ def attach_morph(engine, config: MorphConfig) -> MorphRuntime:
         policy = make_policy(config.policy, num_layers, config.swap_order_path)
         if config.ladder is not None:
             policy = dataclasses.replace(policy, controller=dataclasses.replace(policy.controller, ladder=config.ladder))
+    if engine in _ATTACHED:
+        raise RuntimeError("a morph runtime is already attached to this engine: close() it first")
     store = LayerStore.prepare(
-        engine.runner.model.weights, engine.model_config, _store_precisions(config, policy), config.int4_spec(),
+        engine.model_weights, engine.model_config, _store_precisions(config, policy), config.int4_spec(),
         cache_root=config.variant_cache_dir, calibration=_calibration(engine, config), device=engine.config.device)
     return MorphRuntime(engine, policy, store, config.event_log_path)
 
@@ -176,7 +206,7 @@ def _store_precisions(config: MorphConfig, policy: MorphPolicy | None) -> tuple[
     return precisions
 
 
-def _calibration(engine, config: MorphConfig) -> list[torch.Tensor] | None:
+def _calibration(engine: LLMEngine, config: MorphConfig) -> list[torch.Tensor] | None:
     if config.int4_method != "awq" or config.calibration_text_path is None:
         return None
     token_ids = engine.tokenizer.encode(read_calibration_text(config.calibration_text_path))

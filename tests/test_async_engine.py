@@ -25,8 +25,8 @@ def test_streams_match_offline_generation(tiny_llama):
     finally:
         online.shutdown()
     for stream, ref in zip(streams, offline):
-        assert [len(o.output_token_ids) for o in stream] == list(range(1, 13))   # one output per token
-        assert stream[-1].finished and stream[-1].output_token_ids == ref.output_token_ids
+        assert [len(o.outputs[0].token_ids) for o in stream] == list(range(1, 13))   # one output per token
+        assert stream[-1].finished and stream[-1].outputs[0].token_ids == ref.outputs[0].token_ids
 
 
 def test_abort_and_bad_request(tiny_llama):
@@ -40,7 +40,7 @@ def test_abort_and_bad_request(tiny_llama):
                 if not outs:
                     online.abort("victim")          # after the first token, long before the 400th
                 outs.append(out)
-            assert outs[-1].finish_reason == "abort" and len(outs[-1].output_token_ids) < 400
+            assert outs[-1].outputs[0].finish_reason == "abort" and len(outs[-1].outputs[0].token_ids) < 400
             with pytest.raises(ValueError, match="empty"):
                 await _collect(online, [])
         asyncio.run(main())

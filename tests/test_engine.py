@@ -15,7 +15,7 @@ def _prompts(n, seed=0, low=4, high=120):
 
 
 def _tokens(llm, prompts, params=GREEDY):
-    return [o.output_token_ids for o in llm.generate(prompts, params)]
+    return [o.outputs[0].token_ids for o in llm.generate(prompts, params)]
 
 
 def test_batched_equals_one_at_a_time_tiny(tiny_llama):
@@ -31,8 +31,8 @@ def test_chunked_prefill_and_preemption_give_the_same_tokens_tiny(tiny_llama):
     assert _tokens(chunked, prompts) == reference
     tight = LLM(EngineConfig(model=tiny_llama, num_kv_blocks=24, block_size=8, watermark=0.0))
     outs = tight.generate(prompts, GREEDY)
-    assert sum(o.num_preemptions for o in outs) > 0, "the cache was meant to be too small for all requests at once"
-    assert [o.output_token_ids for o in outs] == reference
+    assert sum(o.metrics.num_preemptions for o in outs) > 0, "the cache was meant to be too small for all requests at once"
+    assert [o.outputs[0].token_ids for o in outs] == reference
 
 
 def test_embedded_batched_chunked_and_preempted_equal_one_at_a_time(embedded_llm):
@@ -43,8 +43,8 @@ def test_embedded_batched_chunked_and_preempted_equal_one_at_a_time(embedded_llm
     assert _tokens(embedded_llm, prompts, params) == single
     tight = LLM(EngineConfig(model="embedded", num_kv_blocks=8, block_size=16, watermark=0.0, max_num_batched_tokens=16))
     outs = tight.generate(prompts, params)
-    assert sum(o.num_preemptions for o in outs) > 0
-    assert [o.output_token_ids for o in outs] == single
+    assert sum(o.metrics.num_preemptions for o in outs) > 0
+    assert [o.outputs[0].token_ids for o in outs] == single
 
 
 def test_stop_conditions(tiny_llama):
@@ -53,12 +53,12 @@ def test_stop_conditions(tiny_llama):
     free_run = _tokens(llm, [prompt], SamplingParams(temperature=0, max_tokens=20, ignore_eos=True))[0]
     stop_at = free_run[5]
     out = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=20, stop_token_ids=[stop_at], ignore_eos=True))[0]
-    assert out.output_token_ids == free_run[:free_run.index(stop_at) + 1] and out.finish_reason == "stop"
+    assert out.outputs[0].token_ids == free_run[:free_run.index(stop_at) + 1] and out.outputs[0].finish_reason == "stop"
     word = f"w{stop_at}"
     out = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=20, stop=[word], ignore_eos=True))[0]
-    assert word not in out.output_text and out.finish_reason == "stop"
+    assert word not in out.outputs[0].text and out.outputs[0].finish_reason == "stop"
     out = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=7, ignore_eos=True))[0]
-    assert len(out.output_token_ids) == 7 and out.finish_reason == "length"
+    assert len(out.outputs[0].token_ids) == 7 and out.outputs[0].finish_reason == "length"
 
 
 def test_eos_stops_unless_ignored(tiny_llama):
@@ -137,7 +137,7 @@ def test_abort_frees_blocks(tiny_llama):
     b = engine.add_request(_prompts(1, seed=9)[0], GREEDY)
     engine.step()
     out = engine.abort(a.request_id)
-    assert out.finish_reason == "abort" and a.block_table == []
+    assert out.outputs[0].finish_reason == "abort" and a.block_table == []
     engine.block_manager.check_invariants(engine.scheduler.running)
     while engine.has_unfinished():
         engine.step()

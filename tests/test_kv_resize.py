@@ -159,7 +159,7 @@ def test_random_grow_and_shrink_under_live_requests_keeps_invariants_and_greedy_
     reference = _replay(_engine(tiny_llama), schedule, num_steps, lambda engine: None)
 
     engine = _engine(tiny_llama)
-    resizer = KVResizer(engine.block_manager, engine.runner.kv_cache, engine.memory)
+    resizer = KVResizer(engine)
     rng = random.Random(11)
     counts = {"grow": 0, "shrink": 0, "moved": 0, "refused": 0}
 
@@ -174,7 +174,7 @@ def test_random_grow_and_shrink_under_live_requests_keeps_invariants_and_greedy_
             assert resizer.resize(used - 1) is None and engine.block_manager.capacity == capacity
             counts["refused"] += 1
         engine.block_manager.check_invariants(engine.scheduler.running)
-        assert engine.runner.kv_cache.num_blocks == engine.block_manager.capacity == engine.memory.num_kv_blocks
+        assert engine.worker.kv_cache.num_blocks == engine.block_manager.capacity == engine.memory.num_kv_blocks
         assert all(not r.block_table for r in engine.scheduler.waiting)
 
     outputs = _replay(engine, schedule, num_steps, resize_randomly)

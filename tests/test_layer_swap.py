@@ -167,7 +167,7 @@ class GatedCopier(CpuSwapCopier):
 
 def _swapper(weights, store, failing=()) -> LayerSwapper:
     slots = WeightSlots([store.layer(i, FP) for i in range(store.num_layers)], "cpu")
-    return LayerSwapper(weights, store, slots, GatedCopier(slots, store, failing))
+    return LayerSwapper(weights.layers.__setitem__, store, slots, GatedCopier(slots, store, failing))
 
 
 def test_swap_runs_the_host_variant_until_the_slot_copy_is_done(model):

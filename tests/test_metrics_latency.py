@@ -5,7 +5,7 @@ import pytest
 
 from experiments.metrics.latency import SLO, latency_metrics
 from experiments.metrics.records import RequestRecord, load_records, save_records
-from swiftllm.server.structs import RequestOutput
+from swiftllm.server.structs import CompletionOutput, RequestMetrics, RequestOutput
 
 
 def record(arrival, scheduled, token_times, finish, prompt_len, preemptions=0, reason="length"):
@@ -80,10 +80,11 @@ def test_empty_distributions_are_nan_and_bad_inputs_fail():
 
 
 def test_record_from_engine_output_round_trips_through_jsonl(tmp_path):
-    output = RequestOutput(
-        request_id="7", prompt=None, prompt_token_ids=[1, 2, 3], output_token_ids=[4, 5], output_text="hi",
-        finished=True, finish_reason="length", arrival_time=1.0, first_scheduled_time=1.25,
-        token_times=[1.5, 1.75], token_quantized_layers=[0, 3], finish_time=1.75, num_preemptions=0)
+    completion = CompletionOutput(index=0, text="hi", token_ids=[4, 5], finish_reason="length", token_times=[1.5, 1.75],
+                                  token_quantized_layers=[0, 3], token_precision_versions=[0, 1])
+    output = RequestOutput(request_id="7", prompt=None, prompt_token_ids=[1, 2, 3], outputs=[completion], finished=True,
+                           metrics=RequestMetrics(arrival_time=1.0, first_scheduled_time=1.25, first_token_time=1.5,
+                                                  finished_time=1.75, num_preemptions=0))
     rec = RequestRecord.from_output(output, workload_index=4, dataset_id="q1", reference_answers=["hello"])
     assert (rec.prompt_len, rec.ttft_s, rec.tpot_s, rec.token_quantized_layers) == (3, 0.5, 0.25, [0, 3])
     assert load_records(save_records([rec], tmp_path / "run" / "requests.jsonl")) == [rec]

@@ -26,7 +26,7 @@ def test_embedded_last_token_logits_match_transformers(embedded_llm, hf_embedded
     engine = embedded_llm.engine
     for prompt in PROMPTS:
         ids = engine.tokenizer.encode(prompt)
-        ours = engine.runner.model.weights
+        ours = engine.model_weights
         with torch.inference_mode():
             got = dense_logits(ours, engine.model_config, torch.tensor(ids))[-1]
             want = hf_embedded(torch.tensor([ids])).logits[0, -1]
@@ -38,10 +38,10 @@ def test_embedded_served_logits_match_dense_forward(embedded_llm):
     engine = embedded_llm.engine
     ids = engine.tokenizer.encode(PROMPTS[0])
     out = embedded_llm.generate([ids], SamplingParams(temperature=0, max_tokens=8))[0]
-    full = torch.tensor(ids + out.output_token_ids)
+    full = torch.tensor(ids + out.outputs[0].token_ids)
     with torch.inference_mode():
-        dense = dense_logits(engine.runner.model.weights, engine.model_config, full)
-    assert dense[len(ids) - 1:-1].argmax(-1).tolist() == out.output_token_ids
+        dense = dense_logits(engine.model_weights, engine.model_config, full)
+    assert dense[len(ids) - 1:-1].argmax(-1).tolist() == out.outputs[0].token_ids
 
 
 def test_embedded_greedy_64_tokens_identical_to_transformers(embedded_llm, hf_embedded):
@@ -49,11 +49,11 @@ def test_embedded_greedy_64_tokens_identical_to_transformers(embedded_llm, hf_em
     prompts = [engine.tokenizer.encode(p) for p in PROMPTS[:10]]
     outs = embedded_llm.generate(prompts, SamplingParams(temperature=0, max_tokens=64, ignore_eos=True))
     for ids, out in zip(prompts, outs):
-        assert out.output_token_ids == hf_greedy(hf_embedded, ids, 64)
+        assert out.outputs[0].token_ids == hf_greedy(hf_embedded, ids, 64)
 
 
 def test_gguf_weights_bit_identical_to_transformers(embedded_llm, hf_embedded):
-    ours = embedded_llm.engine.runner.model.weights
+    ours = embedded_llm.engine.model_weights
     sd = hf_embedded.state_dict()
     q, k, v = 576, 192, 192
     for i in (0, 17, 29):
@@ -101,4 +101,4 @@ def test_tiny_random_models_match_transformers(tmp_path, variant):
     prompts = [ids[:n].tolist() for n in (5, 37, 90)]
     outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=24, ignore_eos=True))
     for prompt, out in zip(prompts, outs):
-        assert out.output_token_ids == hf_greedy(hf, prompt, 24)
+        assert out.outputs[0].token_ids == hf_greedy(hf, prompt, 24)

@@ -156,7 +156,7 @@ def ramp_steps(arrival_rate, seconds: float, blocks_per_request: int = 10, servi
         finish_times = [t for t in finish_times if t > now] + [now + service_s] * arrived
         steps.append(step_stats(now, duration=dt, num_running=len(finish_times),
                                 kv_blocks_used=len(finish_times) * blocks_per_request,
-                                kv_blocks_capacity=capacity, tpots=[0.05] * finished))
+                                kv_blocks_capacity=capacity, num_arrivals=arrived, num_finished=finished))
     return steps
 
 
@@ -187,11 +187,11 @@ def test_forecast_policy_stays_calm_under_steady_load():
 def rising_demand_snapshot():
     """Four 1-s steps: 1, 2, 3, 4 arrivals, 2 completions in the last; then 5 running (10 blocks each), 3 waiting."""
     monitor = ServingMonitor(MonitorConfig(short_window_s=1.0, long_window_s=4.0, trend_bin_s=1.0))
-    populations = [(1, 0), (3, 0), (6, 0), (5, 3)]                  # (running, waiting)
-    for second, (running, waiting) in enumerate(populations, start=1):
+    populations = [(1, 0, 1), (3, 0, 2), (6, 0, 3), (5, 3, 4)]      # (running, waiting, arrivals)
+    for second, (running, waiting, arrivals) in enumerate(populations, start=1):
         monitor.observe(step_stats(float(second), duration=1.0, num_running=running, num_waiting=waiting,
-                                   tpots=[0.05] * 2 if second == 4 else [], kv_blocks_used=10 * running,
-                                   kv_blocks_capacity=1000))
+                                   num_arrivals=arrivals, num_finished=2 if second == 4 else 0,
+                                   kv_blocks_used=10 * running, kv_blocks_capacity=1000))
     return monitor.snapshot()
 
 

@@ -1,4 +1,4 @@
-"""Serving Monitor: windows, EWMA, rates, derived arrivals and the arrival-rate trend, by hand."""
+"""Serving Monitor: windows, rates from the engine's arrival and completion counts, and the arrival-rate trend, by hand."""
 import math
 import random
 
@@ -31,84 +31,56 @@ def test_incremental_window_summaries_match_recomputation_from_the_raw_samples()
     monitor, history, now = ServingMonitor(config), [], 0.0
     for _ in range(400):
         now += rng.choice([0.0, 0.01, 0.05, 0.2, 0.7])
-        ttfts = [rng.random() for _ in range(rng.randint(0, 3))]
-        monitor.observe(step_stats(now, duration=0.0, ttfts=ttfts))
-        history += [(now, value) for value in ttfts]
-        for window_s, stats in ((0.3, monitor.snapshot().ttft_s.short), (1.0, monitor.snapshot().ttft_s.long)):
+        delay = rng.random()
+        monitor.observe(step_stats(now, duration=0.0, oldest_waiting_time=delay))
+        history.append((now, delay))
+        snapshot = monitor.snapshot()
+        for window_s, stats in ((0.3, snapshot.queueing_delay_s.short), (1.0, snapshot.queueing_delay_s.long)):
             inside = [value for time, value in history if time > now - window_s]
             assert stats.count == len(inside)
             assert stats.total == pytest.approx(sum(inside), abs=1e-9)
             assert (stats.max == max(inside)) if inside else math.isnan(stats.max)
 
 
-def test_ewma_weights_samples_by_elapsed_engine_time():
-    monitor = ServingMonitor(MonitorConfig(ewma_time_constant_s=1.0))
-    delays = [(1.0, 0.0), (2.0, 1.0), (2.5, 0.0)]
-    observe_all(monitor, [step_stats(t, oldest_waiting_time=d, num_waiting=1) for t, d in delays])
-    after_second = 1 - math.exp(-1.0)
-    expected = after_second + (1 - math.exp(-0.5)) * (0.0 - after_second)
-    assert monitor.snapshot().queueing_delay_s.ewma == pytest.approx(expected)
-
-
-def test_event_metrics_keep_every_sample_and_ewma_takes_each_steps_mean():
-    monitor = ServingMonitor(MonitorConfig(short_window_s=1.0, long_window_s=4.0, ewma_time_constant_s=1.0))
-    observe_all(monitor, [
-        step_stats(1.0, ttfts=[0.2, 0.4]),
-        step_stats(2.0),
-        step_stats(3.0, ttfts=[1.0]),
-    ])
-    ttft = monitor.snapshot().ttft_s
-    assert (ttft.short.count, ttft.short.mean) == (1, pytest.approx(1.0))
-    assert (ttft.long.count, ttft.long.mean, ttft.long.max) == (3, pytest.approx(1.6 / 3), pytest.approx(1.0))
-    assert ttft.last == 1.0
-    assert ttft.ewma == pytest.approx(0.3 + (1 - math.exp(-2.0)) * (1.0 - 0.3))
-    assert math.isnan(monitor.snapshot().tpot_s.short.mean)             # no request finished yet
-
-
-def test_arrivals_are_derived_from_request_conservation():
+def test_arrival_and_completion_rates_are_the_engines_counts_per_second():
     monitor = ServingMonitor(MonitorConfig(short_window_s=1.0, long_window_s=4.0, trend_bin_s=1.0))
     observe_all(monitor, [
-        step_stats(1.0, duration=1.0, num_waiting=3, num_running=1),                 # 4 arrived
-        step_stats(2.0, duration=1.0, num_waiting=1, num_running=3),                 # 0 arrived (admitted)
-        step_stats(3.0, duration=1.0, num_waiting=2, num_running=2, tpots=[0.05]),   # 1 finished, 1 arrived
-        step_stats(4.0, duration=1.0, num_waiting=0, num_running=1, tpots=[0.1, 0.1, 0.2]),  # 3 finished, 0 arrived
+        step_stats(1.0, duration=1.0, num_arrivals=4),
+        step_stats(2.0, duration=1.0),
+        step_stats(3.0, duration=1.0, num_arrivals=1, num_finished=1),
+        step_stats(4.0, duration=1.0, num_finished=3),
     ])
     snapshot = monitor.snapshot()
     assert snapshot.arrival_rate.long == pytest.approx(5 / 4)
     assert snapshot.arrival_rate.short == pytest.approx(0.0)
     assert snapshot.completion_rate.long == pytest.approx(4 / 4)
     assert snapshot.completion_rate.short == pytest.approx(3.0)
-    assert snapshot.tpot_s.long.mean == pytest.approx(0.45 / 4)
+    assert snapshot.arrival_trend == fit_rate_trend([(1.0, 4), (2.0, 0), (3.0, 1), (4.0, 0)], 4.0, 4.0, 1.0)
 
 
 def test_rates_divide_by_the_time_covered_so_far():
     monitor = ServingMonitor(MonitorConfig(short_window_s=1.0, long_window_s=5.0, trend_bin_s=0.5))
     observe_all(monitor, [
-        step_stats(0.5, duration=0.5, num_prefill_tokens=100, ttfts=[0.5]),
-        step_stats(1.0, duration=0.5, num_decode_tokens=4),
-        step_stats(1.5, duration=0.5, num_prefill_tokens=20, num_decode_tokens=4),
+        step_stats(0.5, duration=0.5, num_finished=3),
+        step_stats(1.0, duration=0.5, num_finished=1),
+        step_stats(1.5, duration=0.5, num_finished=2),
     ])
     snapshot = monitor.snapshot()
-    assert snapshot.token_rate.long == pytest.approx(128 / 1.5)      # only 1.5 s observed yet
-    assert snapshot.token_rate.short == pytest.approx(28 / 1.0)      # steps ending in (0.5, 1.5]
-    assert snapshot.output_token_rate.long == pytest.approx((1 + 8) / 1.5)
+    assert snapshot.completion_rate.long == pytest.approx(6 / 1.5)      # only 1.5 s observed yet
+    assert snapshot.completion_rate.short == pytest.approx(3 / 1.0)     # steps ending in (0.5, 1.5]
 
 
 def test_counters_and_latest_values():
     monitor = ServingMonitor(MonitorConfig(short_window_s=1.0, long_window_s=3.0, trend_bin_s=0.5))
     observe_all(monitor, [
-        step_stats(1.0, blocked_on_kv=True, num_preemptions=2),
+        step_stats(1.0, blocked_on_kv=True),
         step_stats(2.5, blocked_on_kv=True),
-        step_stats(3.0, kv_blocks_used=7, kv_blocks_capacity=10, num_running=2, num_waiting=5,
-                   num_quantized_layers=4, weight_bytes=11, kv_bytes=22, workspace_bytes=33),
+        step_stats(3.0, kv_blocks_used=7, kv_blocks_capacity=10, num_running=2, num_waiting=5),
     ])
     snapshot = monitor.snapshot()
     assert (snapshot.blocked_on_kv.short.total, snapshot.blocked_on_kv.long.total) == (1.0, 2.0)
-    assert (snapshot.preemptions.short.total, snapshot.preemptions.long.total) == (0.0, 2.0)
     assert (snapshot.time, snapshot.kv_blocks_used, snapshot.kv_blocks_capacity) == (3.0, 7, 10)
-    assert (snapshot.num_running, snapshot.num_waiting, snapshot.num_quantized_layers) == (2, 5, 4)
-    assert (snapshot.weight_bytes, snapshot.kv_bytes, snapshot.workspace_bytes) == (11, 22, 33)
-    assert snapshot.queue_length.last == 5.0
+    assert (snapshot.num_running, snapshot.num_waiting) == (2, 5)
 
 
 def test_trend_fit_recovers_a_linear_ramp():
@@ -128,10 +100,8 @@ def test_trend_is_flat_for_steady_arrivals_and_with_too_little_history():
 
 def test_monitor_trend_follows_rising_arrivals():
     monitor = ServingMonitor(MonitorConfig(short_window_s=1.0, long_window_s=4.0, trend_bin_s=1.0))
-    population = 0
     for second, arrivals in enumerate([1, 2, 3, 4], start=1):
-        population += arrivals
-        monitor.observe(step_stats(float(second), duration=1.0, num_waiting=population))
+        monitor.observe(step_stats(float(second), duration=1.0, num_arrivals=arrivals))
     assert monitor.snapshot().arrival_trend.slope == pytest.approx(1.0)
 
 
@@ -156,7 +126,7 @@ def test_steps_out_of_order_and_early_snapshot_are_rejected():
 
 @pytest.mark.parametrize("fields, message", [
     (dict(short_window_s=0.0), "short_window_s must be > 0"),
-    (dict(ewma_time_constant_s=-1.0), "ewma_time_constant_s must be > 0"),
+    (dict(trend_bin_s=-1.0), "trend_bin_s must be > 0"),
     (dict(short_window_s=6.0, long_window_s=5.0), "must not exceed long_window_s"),
     (dict(long_window_s=1.0, short_window_s=1.0, trend_bin_s=0.6), "must fit at least twice"),
 ])

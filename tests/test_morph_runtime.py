@@ -47,7 +47,7 @@ def _generate(engine: LLMEngine, prompts, max_tokens: int = 24):
 
 
 def _fp_tensors(engine: LLMEngine) -> list[dict[str, torch.Tensor]]:
-    return [{k: t.clone() for k, t in layer.tensors().items()} for layer in engine.runner.model.weights.layers]
+    return [{k: t.clone() for k, t in layer.tensors().items()} for layer in engine.model_weights.layers]
 
 
 def _check_invariants(engine: LLMEngine, runtime: MorphRuntime) -> None:
@@ -55,7 +55,7 @@ def _check_invariants(engine: LLMEngine, runtime: MorphRuntime) -> None:
     memory = engine.memory
     engine.block_manager.check_invariants(engine.scheduler.running)
     assert memory.weight_bytes + memory.kv_bytes + memory.workspace_bytes <= memory.budget_bytes
-    assert engine.runner.kv_cache.num_blocks == engine.block_manager.capacity == memory.num_kv_blocks
+    assert engine.worker.kv_cache.num_blocks == engine.block_manager.capacity == memory.num_kv_blocks
     assert engine.block_manager.capacity == runtime.resizer.capacity_for(runtime.swapper.freed_bytes())
     assert engine.num_quantized_layers == sum(p != FP for p in runtime.swapper.precisions)
 
@@ -87,7 +87,7 @@ def test_swap_to_int4_and_back_mid_decode(tiny_llama):
     for _ in range(10):
         engine.step()
     runtime.apply([FP] * 3)
-    for layer, expected in zip(engine.runner.model.weights.layers, originals):
+    for layer, expected in zip(engine.model_weights.layers, originals):
         assert all(torch.equal(t, expected[k]) for k, t in layer.tensors().items())
     while engine.has_unfinished():
         engine.step()
@@ -193,7 +193,7 @@ def test_faults_are_contained_and_serving_continues(tiny_llama, tmp_path, monkey
     [event] = runtime.apply([INT4, INT8, INT4])
     assert (event.layer, event.status, event.source, event.target) == (1, "rolled_back", "fp", "int8")
     assert "injected copy failure" in event.error and runtime.swapper.precisions == [INT4, FP, INT4]
-    layer = engine.runner.model.weights.layers[1]
+    layer = engine.model_weights.layers[1]
     assert all(torch.equal(t, originals[1][k]) for k, t in layer.tensors().items())
 
     requests += _generate(engine, _prompts(3, seed=3), max_tokens=8)
@@ -242,12 +242,11 @@ def test_the_loop_morphs_under_kv_pressure_and_restores_when_load_falls(tiny_lla
     clock = FakeClock()
     engine = LLMEngine(EngineConfig(model=tiny_llama, num_kv_blocks=40, block_size=4, max_model_len=200, watermark=0.0),
                        clock=clock)
-    policy = MorphPolicy("test", MonitorConfig(short_window_s=0.05, long_window_s=0.3, ewma_time_constant_s=0.05,
-                                               trend_bin_s=0.1),
+    policy = MorphPolicy("test", MonitorConfig(short_window_s=0.05, long_window_s=0.3, trend_bin_s=0.1),
                          ControllerConfig(num_layers=3, kv_usage_trigger=0.85, kv_usage_release=0.3,
                                           queue_delay_trigger_s=10.0, queue_delay_release_s=5.0, cooldown_s=0.05,
                                           layers_per_step=1))
-    store = LayerStore.prepare(engine.runner.model.weights, engine.model_config, (FP, INT4), VariantSpec("rtn"))
+    store = LayerStore.prepare(engine.model_weights, engine.model_config, (FP, INT4), VariantSpec("rtn"))
     runtime = MorphRuntime(engine, policy, store, str(tmp_path / "events.jsonl"))
     requests = [engine.add_request(p, SamplingParams(temperature=0, max_tokens=40, ignore_eos=True))
                 for p in _prompts(8, seed=4)]
@@ -291,7 +290,7 @@ def test_bad_configs_fail_at_construction(fields, error, message):
 ])
 def test_bad_configs_fail_at_attach_before_any_work(tiny_llama, fields, error, message):
     engine = _engine(tiny_llama)
-    layers = list(engine.runner.model.weights.layers)
+    layers = list(engine.model_weights.layers)
     with pytest.raises(error, match=message):
         attach_morph(engine, MorphConfig(int4_method="rtn", variant_cache_dir=None, **fields))
-    assert engine.runner.model.weights.layers == layers and engine.step_hooks == []
+    assert engine.model_weights.layers == layers and engine.step_hooks == ()

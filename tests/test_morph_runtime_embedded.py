@@ -17,7 +17,7 @@ def test_embedded_request_spans_an_int4_swap_and_the_model_returns_bit_identical
     reference = engine.add_request(prompt, params)
     while engine.has_unfinished():
         engine.step()
-    originals = [{k: t.clone() for k, t in layer.tensors().items()} for layer in engine.runner.model.weights.layers]
+    originals = [{k: t.clone() for k, t in layer.tensors().items()} for layer in engine.model_weights.layers]
 
     runtime = attach_morph(engine, MorphConfig(policy=None, int4_method="rtn", precisions=("fp", "int4"),
                                                variant_cache_dir=None))
@@ -33,7 +33,7 @@ def test_embedded_request_spans_an_int4_swap_and_the_model_returns_bit_identical
         engine.step()
     runtime.apply([FP] * engine.model_config.num_layers)
     assert engine.block_manager.capacity == fp_capacity
-    for layer, expected in zip(engine.runner.model.weights.layers, originals):
+    for layer, expected in zip(engine.model_weights.layers, originals):
         assert all(torch.equal(t, expected[k]) for k, t in layer.tensors().items())
     while engine.has_unfinished():
         engine.step()

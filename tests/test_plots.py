@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from experiments.metrics.timeline import Timeline
-from experiments.plots import (
-    ParetoPoint, RateSweepPoint, empirical_cdf, pareto_frontier, plot_kv_capacity, plot_pareto, plot_rate_sweep,
-    plot_tpot_cdf,
-)
+from experiments.fig4_pareto import ParetoPoint, pareto_frontier, plot_pareto
+from experiments.fig5_kv_capacity import plot_kv_capacity
+from experiments.fig6_rate_sweep import RateSweepPoint, plot_rate_sweep
+from experiments.fig7_tpot_cdf import empirical_cdf, plot_tpot_cdf
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -10,6 +10,7 @@ from hydra.errors import ConfigCompositionException
 
 from experiments.replay.config import ReplayConfig
 from experiments.replay.run import run_replay
+from experiments.run_replay import replay_and_plot
 
 CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
 ConfigStore.instance().store(name="replay_schema", node=ReplayConfig)
@@ -49,7 +50,7 @@ def test_short_fp_replay_end_to_end(tiny_llama, tmp_path):
                     "trace.synthetic.request_rate=20", "trace.synthetic.prompt_len.low=8", "trace.synthetic.prompt_len.high=40",
                     "trace.synthetic.output_len.low=4", "trace.synthetic.output_len.high=12", f"output_dir={tmp_path}",
                     "engine.memory_budget_mb=8", "engine.max_model_len=256"])
-    row = run_replay(cfg).row
+    row = replay_and_plot(cfg).row
     assert row["completed"] == 6 and row["policy"] == "fp" and row["share_tokens_quantized"] == 0.0
     records = [json.loads(line) for line in open(tmp_path / "requests.jsonl")]
     assert len(records) == 6 and all(r["token_times"] for r in records)
@@ -68,7 +69,9 @@ def test_static_int4_replay_grows_the_kv_pool_and_marks_every_token(tiny_llama, 
     assert result.row["completed"] == 4 and result.row["share_tokens_quantized"] == 1.0
     assert min(s.kv_blocks_capacity for s in result.steps) > result.fp_kv_blocks
     events = [json.loads(line) for line in open(tmp_path / "morph_events.jsonl")]
-    assert len(events) == 3 and all(e["target"] == "int4" and e["status"] == "done" for e in events)
+    served, closing = events[:3], events[3:]          # closing the runtime after the replay restores full precision
+    assert all(e["target"] == "int4" and e["status"] == "done" for e in served)
+    assert len(closing) == 3 and all(e["target"] == "fp" and e["status"] == "done" for e in closing)
 
 
 def test_figure_runs_are_shared_between_scripts(tiny_llama, tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ def test_block_invariants_hold_for_2000_steps(tiny_llama):
         for out in engine.step():
             if out.finished:
                 finished += 1
-                assert len(out.output_token_ids) == live[out.request_id].params.max_tokens
+                assert len(out.outputs[0].token_ids) == live[out.request_id].params.max_tokens
         engine.block_manager.check_invariants(engine.scheduler.running)
         assert all(not r.block_table for r in engine.scheduler.waiting)
         live = {k: r for k, r in live.items() if not r.is_finished}

@@ -29,13 +29,14 @@ class RequestRecord:
     @staticmethod
     def from_output(output: RequestOutput, workload_index: int | None = None, dataset_id: str | None = None,
                     reference_answers: list[str] | None = None) -> "RequestRecord":
+        completion, metrics = output.outputs[0], output.metrics
         return RequestRecord(
             request_id=output.request_id, prompt_len=len(output.prompt_token_ids),
-            arrival_time=output.arrival_time, first_scheduled_time=output.first_scheduled_time,
-            token_times=list(output.token_times), token_quantized_layers=list(output.token_quantized_layers),
-            finish_time=output.finish_time, num_preemptions=output.num_preemptions,
-            finish_reason=output.finish_reason, output_token_ids=list(output.output_token_ids),
-            output_text=output.output_text, workload_index=workload_index, dataset_id=dataset_id,
+            arrival_time=metrics.arrival_time, first_scheduled_time=metrics.first_scheduled_time,
+            token_times=list(completion.token_times), token_quantized_layers=list(completion.token_quantized_layers),
+            finish_time=metrics.finished_time, num_preemptions=metrics.num_preemptions,
+            finish_reason=completion.finish_reason, output_token_ids=list(completion.token_ids),
+            output_text=completion.text, workload_index=workload_index, dataset_id=dataset_id,
             reference_answers=reference_answers,
         )
 

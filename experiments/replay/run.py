@@ -1,4 +1,4 @@
-"""One replay run: build the engine under a policy, replay the workload, score it, write records and plots."""
+"""One replay run: build the engine under a policy, replay the workload, score it, write records and metrics."""
 import asyncio
 import json
 from dataclasses import asdict, dataclass
@@ -10,7 +10,6 @@ from experiments.metrics import (
     SLO, RequestRecord, latency_metrics, load_records, print_report, provenance_summary, quality_scores,
     save_records, timeline_from_steps,
 )
-from experiments.plots import plot_kv_capacity, plot_tpot_cdf
 from experiments.replay.config import ReplayConfig
 from experiments.replay.driver import replay
 from experiments.replay.policy import attach_policy
@@ -65,7 +64,7 @@ def run_replay(cfg: ReplayConfig) -> ReplayResult:
     workload = build_workload(load_workload_trace(cfg.trace), cfg.dataset, engine.tokenizer,
                               _random_token_range(engine), chat_frame(engine.tokenizer, cfg.model.chat_template))
     steps: list[StepStats] = []
-    engine.step_hooks.append(steps.append)
+    engine.add_step_hook(steps.append)
     online = AsyncLLMEngine(engine)
     online.start()
     try:
@@ -80,8 +79,6 @@ def run_replay(cfg: ReplayConfig) -> ReplayResult:
                           min(r.arrival_time for r in records))
     result.save(out_dir)
     print_report([result.row], out_dir)
-    if cfg.plots:
-        _plot(cfg.policy.name, result, out_dir)
     return result
 
 
@@ -119,10 +116,3 @@ def _random_token_range(engine: LLMEngine) -> range:
 
 def tpots_ms(records: list[RequestRecord]) -> list[float]:
     return [r.tpot_s * 1e3 for r in records if r.tpot_s is not None]
-
-
-def _plot(policy: str, result: ReplayResult, out_dir: Path) -> None:
-    files = [plot_kv_capacity({policy: result.timeline}, result.fp_kv_blocks, out_dir).png]
-    if tpots_ms(result.records):
-        files.append(plot_tpot_cdf({policy: tpots_ms(result.records)}, out_dir).png)
-    print("plots: " + ", ".join(str(f) for f in files))

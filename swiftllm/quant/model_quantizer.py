@@ -13,8 +13,7 @@ from swiftllm.quant.awq import quantize_layer_awq
 from swiftllm.quant.calibration import record_linear_inputs
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.quant.variants import quantize_layer_int8, quantize_layer_rtn
-from swiftllm.worker.kernels.rotary import rotary_cos_sin
-from swiftllm.worker.model import causal_attend, decoder_layer
+from swiftllm.worker.model import CachelessForward
 from swiftllm.worker.weight import LayerWeights, ModelWeights
 
 
@@ -38,13 +37,11 @@ def _quantize_awq(weights: ModelWeights, cfg: LlamaModelConfig, spec: VariantSpe
     if not calibration:
         raise ValueError("AWQ needs calibration token sequences from a real text (WikiText-2 valid by default, "
                          "see swiftllm.quant.calibration); random data is never used")
-    longest = max(len(ids) for ids in calibration)
-    cos, sin = rotary_cos_sin(cfg, longest, weights.embed_tokens.dtype, weights.embed_tokens.device)  # [T, d/2]
-    attend = causal_attend(cfg)
-    hidden = [weights.embed_tokens[ids] for ids in calibration]                          # each [T, hidden]
+    forward = CachelessForward(weights, cfg, max(len(ids) for ids in calibration))
+    hidden = [forward.embed(ids) for ids in calibration]                          # each [T, hidden]
 
     def forward_all(layer: LayerWeights, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [decoder_layer(x, layer, cfg, cos[:len(x)], sin[:len(x)], attend) for x in inputs]
+        return [forward.layer(layer, x) for x in inputs]
 
     variants = []
     for layer in _progress(weights.layers, spec):

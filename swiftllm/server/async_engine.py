@@ -4,6 +4,10 @@ Requests and aborts are handed to the loop through a queue and applied at the ne
 arrival time is stamped when it is handed over (or given by the caller, as a trace replay does), so time spent
 waiting for the step boundary counts as queueing. While idle the loop keeps stepping every
 ``idle_interval_s`` so step hooks (the morph loop) still see time pass.
+
+Nobody waits forever: a step that raises ends every request in flight with an ``EngineStepError`` (their KV
+blocks freed) and the loop goes on; ``shutdown()`` ends the requests still in flight with an
+``EngineShutDown``; a consumer that stops iterating (its task cancelled, a client gone) aborts its request.
 """
 import asyncio
 import logging
@@ -17,6 +21,14 @@ from swiftllm.server.engine import LLMEngine
 from swiftllm.server.structs import RequestOutput
 
 logger = logging.getLogger(__name__)
+
+
+class EngineStepError(RuntimeError):
+    """An engine step failed; the requests in flight then were ended (the cause is ``__cause__``)."""
+
+
+class EngineShutDown(RuntimeError):
+    """The engine loop was shut down before the request finished."""
 
 
 @dataclass(slots=True)
@@ -55,10 +67,14 @@ class AsyncLLMEngine:
         self._thread.start()
 
     def shutdown(self) -> None:
+        """Stop the loop; requests still in flight end with ``EngineShutDown`` and leave the engine."""
         self._running.clear()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        shut_down = EngineShutDown("the engine loop was shut down")
+        self._end_in_flight(shut_down)
+        self._refuse_queued(shut_down)
 
     async def generate(self, prompt: str | list[int], params: SamplingParams, request_id: str | None = None,
                        arrival_time: float | None = None) -> AsyncIterator[RequestOutput]:
@@ -71,13 +87,18 @@ class AsyncLLMEngine:
         stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
         arrival = self.engine.clock() if arrival_time is None else arrival_time
         self._commands.put(_Add(prompt, params, request_id, arrival, stream))
-        while True:
-            item = await stream.outputs.get()
-            if isinstance(item, Exception):
-                raise item
-            yield item
-            if item.finished:
-                return
+        finished = False
+        try:
+            while not finished:
+                item = await stream.outputs.get()
+                if isinstance(item, Exception):
+                    finished = True
+                    raise item
+                finished = item.finished
+                yield item
+        finally:
+            if not finished:
+                self.abort(request_id)
 
     def abort(self, request_id: str) -> None:
         self._commands.put(request_id)
@@ -85,8 +106,34 @@ class AsyncLLMEngine:
     def _loop(self) -> None:
         while self._running.is_set():
             self._apply_commands(block=not self.engine.has_unfinished())
-            for out in self.engine.step():
+            try:
+                outputs = self.engine.step()
+            except Exception as failure:
+                logger.exception("engine step failed; ending the %d requests in flight", len(self._streams))
+                error = EngineStepError(f"the engine step failed: {failure!r}")
+                error.__cause__ = failure
+                self._end_in_flight(error)
+                continue
+            for out in outputs:
                 self._deliver(out)
+
+    def _end_in_flight(self, error: Exception) -> None:
+        """Abort every unfinished request of the engine and hand ``error`` to every waiting consumer."""
+        for request_id in list(self.engine.requests):
+            self.engine.abort(request_id)
+        streams, self._streams = self._streams, {}
+        for stream in streams.values():
+            stream.put(error)
+
+    def _refuse_queued(self, error: Exception) -> None:
+        """Hand ``error`` to the consumers of requests still queued for the loop."""
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(command, _Add):
+                command.stream.put(error)
 
     def _apply_commands(self, block: bool) -> None:
         try:

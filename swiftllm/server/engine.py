@@ -1,4 +1,13 @@
-"""The step loop shared by the offline ``LLM`` API and the online async engine."""
+"""The step loop shared by the offline ``LLM`` API and the online async engine.
+
+The engine owns the control-plane state: requests, scheduler, block manager, memory plan, the precision each
+decoder layer runs at, and the clock every control-plane component reads. The worker (data plane) sees only
+``WorkerBatch``es. Extensions such as the morph runtime change the engine only through its named hooks:
+``add_step_hook`` (called at every step boundary with the step's ``StepStats``), ``resize_kv_pool``,
+``install_layer`` and ``publish_precisions``; they read it through ``memory``, ``kv_capacity``,
+``kv_blocks_used``, ``max_kv_blocks``, ``model_weights`` and ``clock``.
+"""
+import dataclasses
 import logging
 import time
 from typing import Callable
@@ -6,21 +15,26 @@ from typing import Callable
 from swiftllm.engine_config import EngineConfig
 from swiftllm.sampling_params import SamplingParams
 from swiftllm.server.block_manager import BlockManager
-from swiftllm.server.memory import plan_memory
+from swiftllm.server.detokenizer import IncrementalDetokenizer
+from swiftllm.server.memory import MemoryPlan, plan_memory
 from swiftllm.server.scheduler import ScheduledBatch, Scheduler, SchedulerConfig
-from swiftllm.server.structs import Request, RequestOutput, RequestStatus, StepStats, TokenRecord
+from swiftllm.server.structs import KVResize, Request, RequestOutput, RequestStatus, StepStats, TokenRecord
 from swiftllm.server.tokenization import LlamaTokenizer
+from swiftllm.worker.batch import SequenceChunk, WorkerBatch
 from swiftllm.worker.kv_cache import PagedKVCache
 from swiftllm.worker.runner import ModelRunner
+from swiftllm.worker.weight import ModelWeights
 from swiftllm.worker.weight_loader import load_model
 
 logger = logging.getLogger(__name__)
 
 StepHook = Callable[[StepStats], None]
+Clock = Callable[[], float]
+FULL_PRECISION = "fp"
 
 
 class LLMEngine:
-    def __init__(self, config: EngineConfig, clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, config: EngineConfig, clock: Clock = time.perf_counter):
         self.config = config
         self.clock = clock
         dtype = config.torch_dtype()
@@ -28,19 +42,61 @@ class LLMEngine:
         self.tokenizer = LlamaTokenizer.load(config.model)
         self.max_model_len = config.max_model_len or min(self.model_config.max_position_embeddings, 4096)
         block_bytes = PagedKVCache.block_bytes(self.model_config, config.block_size, dtype)
-        self.memory = plan_memory(self.model_config, config, weights.nbytes(), block_bytes, self.max_model_len)
-        self.memory.log()
-        kv_cache = PagedKVCache(self.model_config, self.memory.num_kv_blocks, config.block_size, dtype, config.device,
-                                max_blocks=self.memory.budget_bytes // block_bytes)   # room to grow within the budget
-        self.block_manager = BlockManager(self.memory.num_kv_blocks, config.block_size, config.watermark)
+        self._memory = plan_memory(self.model_config, config, weights.nbytes(), block_bytes, self.max_model_len)
+        self._memory.log()
+        kv_cache = PagedKVCache(self.model_config, self._memory.num_kv_blocks, config.block_size, dtype, config.device,
+                                max_blocks=self._memory.budget_bytes // block_bytes)   # room to grow within the budget
+        self.block_manager = BlockManager(self._memory.num_kv_blocks, config.block_size, config.watermark)
         self.scheduler = Scheduler(SchedulerConfig(config.max_num_seqs, config.max_num_batched_tokens), self.block_manager)
-        self.runner = ModelRunner(self.model_config, weights, kv_cache, self.max_model_len, config.seed)
+        self.worker = ModelRunner(self.model_config, weights, kv_cache, self.max_model_len, config.seed)
         self.requests: dict[str, Request] = {}
-        self.step_hooks: list[StepHook] = []
-        self.num_quantized_layers = 0
-        self.precision_version = 0   # which layers are quantized: a version the morph runtime maps to precisions
-        self.num_arrivals = 0    # since the last step boundary
-        self.num_finished = 0
+        self._detokenizers: dict[str, IncrementalDetokenizer] = {}
+        self._step_hooks: list[StepHook] = []
+        self._layer_precisions = (FULL_PRECISION,) * self.model_config.num_layers
+        self._precision_version = 0
+        self._num_quantized_layers = 0
+        self._num_arrivals = 0    # since the last step boundary
+        self._num_finished = 0
+
+    # ---- what extensions read ----------------------------------------------------------------------
+
+    @property
+    def memory(self) -> MemoryPlan:
+        """The memory plan as it stands now (weights at their current precisions, the current KV capacity)."""
+        return self._memory
+
+    @property
+    def kv_capacity(self) -> int:
+        return self.block_manager.capacity
+
+    @property
+    def kv_blocks_used(self) -> int:
+        return self.block_manager.num_used
+
+    @property
+    def max_kv_blocks(self) -> int:
+        return self.worker.max_kv_blocks
+
+    @property
+    def model_weights(self) -> ModelWeights:
+        """The worker's weights (read-only: change a layer with ``install_layer``)."""
+        return self.worker.weights
+
+    @property
+    def layer_precisions(self) -> tuple[str, ...]:
+        return self._layer_precisions
+
+    @property
+    def precision_version(self) -> int:
+        return self._precision_version
+
+    @property
+    def num_quantized_layers(self) -> int:
+        return self._num_quantized_layers
+
+    @property
+    def step_hooks(self) -> tuple[StepHook, ...]:
+        return tuple(self._step_hooks)
 
     @property
     def eos_token_ids(self) -> set[int]:
@@ -48,6 +104,56 @@ class LLMEngine:
         if self.tokenizer.eos_token_id is not None:
             ids.add(self.tokenizer.eos_token_id)
         return ids
+
+    # ---- named hooks ---------------------------------------------------------------------------------
+
+    def add_step_hook(self, hook: StepHook) -> None:
+        """Call ``hook(stats)`` at every step boundary, after the step's tokens were appended."""
+        self._step_hooks.append(hook)
+
+    def remove_step_hook(self, hook: StepHook) -> None:
+        self._step_hooks.remove(hook)
+
+    def resize_kv_pool(self, new_capacity: int) -> KVResize | None:
+        """Grow or shrink the KV pool to ``new_capacity`` blocks: block manager, the worker's cache and the memory
+        plan together. A shrink moves live blocks above the new capacity below it first. Returns ``None``, changing
+        nothing, when the live blocks do not fit. Call between two steps."""
+        before = self.block_manager.capacity
+        if not 1 <= new_capacity <= self.max_kv_blocks:
+            raise ValueError(f"KV capacity must lie in [1, {self.max_kv_blocks}] blocks, got {new_capacity}")
+        if self.block_manager.num_used > new_capacity:
+            return None
+        start = self.clock()
+        moves = []
+        if new_capacity > before:
+            self.worker.resize_kv_cache(new_capacity, [])
+            self.block_manager.grow(new_capacity)
+        elif new_capacity < before:
+            moves = self.block_manager.shrink(new_capacity)
+            self.worker.resize_kv_cache(new_capacity, moves)
+        self._memory = dataclasses.replace(self._memory, num_kv_blocks=new_capacity)
+        resize = KVResize(before, new_capacity, len(moves), self.clock() - start)
+        logger.debug("KV capacity %d -> %d blocks (%d live blocks moved) in %.2f ms", before, new_capacity,
+                     len(moves), resize.seconds * 1e3)
+        return resize
+
+    def install_layer(self, i: int, layer) -> None:
+        """Decoder layer ``i`` runs from ``layer`` from the next step on (call between two steps)."""
+        if not 0 <= i < self.model_config.num_layers:
+            raise IndexError(f"layer {i} does not exist ({self.model_config.num_layers} layers)")
+        self.worker.install_layer(i, layer)
+
+    def publish_precisions(self, version: int, precisions: tuple[str, ...], weight_bytes: int) -> None:
+        """Record what the decoder layers run at from now on: ``precisions[i]`` of layer ``i`` (``"fp"`` = full
+        precision) under provenance ``version`` (stamped on every token), holding ``weight_bytes`` of memory."""
+        if len(precisions) != self.model_config.num_layers:
+            raise ValueError(f"{len(precisions)} precisions for {self.model_config.num_layers} layers")
+        self._layer_precisions = tuple(precisions)
+        self._precision_version = version
+        self._num_quantized_layers = sum(p != FULL_PRECISION for p in precisions)
+        self._memory = dataclasses.replace(self._memory, weight_bytes=weight_bytes)
+
+    # ---- requests ------------------------------------------------------------------------------------
 
     def add_request(self, prompt: str | list[int], params: SamplingParams, arrival_time: float | None = None,
                     request_id: str | None = None) -> Request:
@@ -60,8 +166,9 @@ class LLMEngine:
         if request_id is not None:
             req.request_id = request_id
         self.requests[req.request_id] = req
+        self._detokenizers[req.request_id] = IncrementalDetokenizer(self.tokenizer.decode, len(token_ids))
         self.scheduler.add(req)
-        self.num_arrivals += 1
+        self._num_arrivals += 1
         return req
 
     def abort(self, request_id: str) -> RequestOutput | None:
@@ -74,73 +181,94 @@ class LLMEngine:
     def has_unfinished(self) -> bool:
         return self.scheduler.has_unfinished()
 
+    # ---- the step --------------------------------------------------------------------------------------
+
     def step(self) -> list[RequestOutput]:
         """One iteration: schedule, run, sample, stop checks, step hooks. Returns the requests that advanced."""
         start = self.clock()
         batch = self.scheduler.schedule()
-        sampled = self.runner.run(batch.chunks) if batch.chunks else []
+        worker_batch = self._worker_batch(batch)
+        tokens = self.worker.execute(worker_batch) if worker_batch.chunks else []
         now = self.clock()
+        sampled = [req for (req, _), chunk in zip(batch.chunks, worker_batch.chunks) if chunk.sampling is not None]
         for req, n in batch.chunks:
             req.num_computed += n
             if req.first_scheduled_time is None:
                 req.first_scheduled_time = start
         ttfts, tpots = [], []
-        for req, token in sampled:
+        for req, token in zip(sampled, tokens):
             self._append_token(req, token, now, ttfts, tpots)
         self._run_hooks(batch, start, now, ttfts, tpots)
-        return [RequestOutput.of(req) for req, _ in sampled]
+        return [RequestOutput.of(req) for req in sampled]
+
+    @staticmethod
+    def _worker_batch(batch: ScheduledBatch) -> WorkerBatch:
+        chunks = []
+        for req, n in batch.chunks:
+            end = req.num_computed + n
+            sampling = req.params if end == req.num_tokens else None
+            chunks.append(SequenceChunk(req.request_id, req.token_ids[req.num_computed:end], req.num_computed,
+                                        req.block_table, sampling))
+        return WorkerBatch(chunks)
 
     def _append_token(self, req: Request, token: int, now: float, ttfts: list, tpots: list) -> None:
-        req.output_token_ids.append(token)
-        req.token_records.append(TokenRecord(now, self.num_quantized_layers, self.precision_version))
-        if len(req.output_token_ids) == 1:
+        req.token_ids.append(token)
+        req.token_records.append(TokenRecord(now, self._num_quantized_layers, self._precision_version))
+        if req.num_output_tokens == 1:
             ttfts.append(now - req.arrival_time)
-        reason = self._stop_reason(req, token)
+        new_text = self._detokenizers[req.request_id].update(req.token_ids)
+        reason = self._stop_reason(req, token, new_text)
+        req.output_text = self._detokenizers[req.request_id].text
         if reason is not None:
             self._finish(req, reason)
-            if len(req.output_token_ids) > 1:
-                tpots.append((now - req.first_token_time) / (len(req.output_token_ids) - 1))
+            if req.num_output_tokens > 1:
+                tpots.append((now - req.first_token_time) / (req.num_output_tokens - 1))
 
-    def _stop_reason(self, req: Request, token: int) -> str | None:
+    def _stop_reason(self, req: Request, token: int, new_text: str) -> str | None:
         p = req.params
         if not p.ignore_eos and token in self.eos_token_ids:
             return "stop"
         if token in p.stop_token_ids:
             return "stop"
-        if p.stop and self._hit_stop_string(req):
+        if p.stop and new_text and self._cut_at_stop_string(req, len(new_text)):
             return "stop"
-        if len(req.output_token_ids) >= p.max_tokens or req.num_tokens >= self.max_model_len:
+        if req.num_output_tokens >= p.max_tokens or req.num_tokens >= self.max_model_len:
             return "length"
         return None
 
-    def _hit_stop_string(self, req: Request) -> bool:
-        text = self.tokenizer.decode(req.output_token_ids)
-        for stop in req.params.stop:
-            cut = text.find(stop)
-            if cut >= 0:
-                req.output_text = text[:cut]
-                return True
-        return False
+    def _cut_at_stop_string(self, req: Request, num_new_chars: int) -> bool:
+        """Whether a stop string ends in the newest text; if so the output text ends before it."""
+        detokenizer = self._detokenizers[req.request_id]
+        text = detokenizer.text
+        longest = max(len(stop) for stop in req.params.stop)
+        search_from = max(0, len(text) - num_new_chars - longest + 1)
+        cuts = [cut for cut in (text.find(stop, search_from) for stop in req.params.stop) if cut >= 0]
+        if not cuts:
+            return False
+        detokenizer.cut(min(cuts))
+        return True
 
     def _finish(self, req: Request, reason: str, remove_from_scheduler: bool = True) -> None:
         if remove_from_scheduler:
             self.scheduler.finish(req)
-        if reason != "stop" or not req.params.stop or not req.output_text:
-            req.output_text = self.tokenizer.decode(req.output_token_ids)
+        detokenizer = self._detokenizers.pop(req.request_id)
+        detokenizer.update(req.token_ids, final=True)
+        req.output_text = detokenizer.text
         req.status = RequestStatus.FINISHED
         req.finish_reason = reason
         req.finish_time = self.clock()
-        self.runner.release(req)
+        self.worker.release(req.request_id)
         del self.requests[req.request_id]
-        self.num_finished += 1
+        self._num_finished += 1
 
     def _run_hooks(self, batch: ScheduledBatch, start: float, now: float, ttfts: list, tpots: list) -> None:
         """Report the step to the hooks (e.g. the morph loop), which may change the model between two steps."""
-        arrivals, finished = self.num_arrivals, self.num_finished
-        self.num_arrivals = self.num_finished = 0
-        if not self.step_hooks:
+        arrivals, finished = self._num_arrivals, self._num_finished
+        self._num_arrivals = self._num_finished = 0
+        if not self._step_hooks:
             return
         waiting = self.scheduler.waiting
+        memory = self._memory
         stats = StepStats(
             time=now, duration=now - start, num_running=len(self.scheduler.running), num_waiting=len(waiting),
             num_prefill_tokens=sum(n for _, n in batch.chunks if n > 1),
@@ -148,11 +276,11 @@ class LLMEngine:
             kv_blocks_used=self.block_manager.num_used, kv_blocks_capacity=self.block_manager.capacity,
             oldest_waiting_time=now - waiting[0].arrival_time if waiting else 0.0,
             blocked_on_kv=batch.blocked_on_kv, num_preemptions=len(batch.preempted),
-            num_quantized_layers=self.num_quantized_layers, num_arrivals=arrivals, num_finished=finished, ttfts=ttfts, tpots=tpots,
-            weight_bytes=self.memory.weight_bytes, kv_bytes=self.memory.kv_bytes,
-            workspace_bytes=self.memory.workspace_bytes,
+            num_quantized_layers=self._num_quantized_layers, num_arrivals=arrivals, num_finished=finished,
+            ttfts=ttfts, tpots=tpots, weight_bytes=memory.weight_bytes, kv_bytes=memory.kv_bytes,
+            workspace_bytes=memory.workspace_bytes,
         )
-        for hook in self.step_hooks:
+        for hook in list(self._step_hooks):
             hook(stats)
 
     def _validate(self, token_ids: list[int], params: SamplingParams, request_id: str | None) -> None:

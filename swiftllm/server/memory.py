@@ -10,8 +10,10 @@ from swiftllm.model_config import LlamaModelConfig
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class MemoryPlan:
+    """Bytes of the device budget: weights at their current precisions, workspace, and the KV pool's blocks.
+    The engine replaces its plan whenever the weights or the KV capacity change."""
     budget_bytes: int
     weight_bytes: int
     workspace_bytes: int

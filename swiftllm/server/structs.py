@@ -32,7 +32,7 @@ class Request:
     arrival_time: float
     request_id: str = field(default_factory=lambda: str(next(_request_ids)))
     prompt: str | None = None
-    output_token_ids: list[int] = field(default_factory=list)
+    token_ids: list[int] = field(init=False)
     status: RequestStatus = RequestStatus.WAITING
     num_computed: int = 0
     block_table: list[int] = field(default_factory=list)
@@ -43,17 +43,24 @@ class Request:
     num_preemptions: int = 0
     output_text: str = ""
 
+    def __post_init__(self):
+        self.token_ids = list(self.prompt_token_ids)
+
     @property
-    def token_ids(self) -> list[int]:
-        return self.prompt_token_ids + self.output_token_ids
+    def output_token_ids(self) -> list[int]:
+        return self.token_ids[len(self.prompt_token_ids):]
+
+    @property
+    def num_output_tokens(self) -> int:
+        return len(self.token_ids) - len(self.prompt_token_ids)
 
     @property
     def num_tokens(self) -> int:
-        return len(self.prompt_token_ids) + len(self.output_token_ids)
+        return len(self.token_ids)
 
     @property
     def num_uncomputed(self) -> int:
-        return self.num_tokens - self.num_computed
+        return len(self.token_ids) - self.num_computed
 
     @property
     def is_finished(self) -> bool:
@@ -65,35 +72,58 @@ class Request:
 
 
 @dataclass(slots=True)
+class CompletionOutput:
+    """The generated text of one request (vLLM's shape), with when and under which precisions each token was made."""
+    index: int
+    text: str
+    token_ids: list[int]
+    finish_reason: str | None              # "length" | "stop" | "abort" | None while running
+    token_times: list[float]               # engine clock when each token was produced
+    token_quantized_layers: list[int]      # quantized decoder layers while each token was produced
+    token_precision_versions: list[int]    # the morph runtime's precision map version of each token
+
+
+@dataclass(slots=True)
+class RequestMetrics:
+    """Times on the engine clock, in seconds."""
+    arrival_time: float
+    first_scheduled_time: float | None
+    first_token_time: float | None
+    finished_time: float | None
+    num_preemptions: int
+
+
+@dataclass(slots=True)
 class RequestOutput:
-    """A snapshot of a request handed to callers after a step (streams) or at the end (offline)."""
+    """A snapshot of a request handed to callers after a step (streams) or at the end (offline), shaped like
+    vLLM's: the completion is ``outputs[0]``."""
     request_id: str
     prompt: str | None
     prompt_token_ids: list[int]
-    output_token_ids: list[int]
-    output_text: str
+    outputs: list[CompletionOutput]
     finished: bool
-    finish_reason: str | None
-    arrival_time: float
-    first_scheduled_time: float | None
-    token_times: list[float]
-    token_quantized_layers: list[int]
-    finish_time: float | None
-    num_preemptions: int
-    token_precision_versions: list[int] = field(default_factory=list)
+    metrics: RequestMetrics
 
     @staticmethod
     def of(req: Request) -> "RequestOutput":
-        return RequestOutput(
-            request_id=req.request_id, prompt=req.prompt, prompt_token_ids=list(req.prompt_token_ids),
-            output_token_ids=list(req.output_token_ids), output_text=req.output_text,
-            finished=req.is_finished, finish_reason=req.finish_reason, arrival_time=req.arrival_time,
-            first_scheduled_time=req.first_scheduled_time,
-            token_times=[r.time for r in req.token_records],
-            token_quantized_layers=[r.num_quantized_layers for r in req.token_records],
-            finish_time=req.finish_time, num_preemptions=req.num_preemptions,
-            token_precision_versions=[r.precision_version for r in req.token_records],
-        )
+        records = req.token_records
+        completion = CompletionOutput(
+            index=0, text=req.output_text, token_ids=req.output_token_ids, finish_reason=req.finish_reason,
+            token_times=[r.time for r in records], token_quantized_layers=[r.num_quantized_layers for r in records],
+            token_precision_versions=[r.precision_version for r in records])
+        metrics = RequestMetrics(req.arrival_time, req.first_scheduled_time, req.first_token_time, req.finish_time,
+                                 req.num_preemptions)
+        return RequestOutput(req.request_id, req.prompt, list(req.prompt_token_ids), [completion], req.is_finished,
+                             metrics)
+
+
+@dataclass(frozen=True, slots=True)
+class KVResize:
+    """One change of the KV pool's capacity (``LLMEngine.resize_kv_pool``)."""
+    before: int             # capacity in blocks
+    after: int
+    moved_blocks: int       # live blocks copied below the new capacity (shrinks only)
+    seconds: float          # engine-clock time the resize took
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
 """The Llama forward pass: pre-layer (embedding), decoder layers, post-layer (norm + LM head).
 
 It knows nothing about quantization or memory management: every linear op is a ``Linear`` and the KV
-cache is reached through the ``attend`` callable given to each layer.
+cache is reached through the ``attend`` callable given to each layer. ``LlamaModel`` serves over the paged
+cache; ``CachelessForward`` runs whole sequences through the same layers without one.
 """
 from typing import Callable
 
@@ -34,23 +35,48 @@ def decoder_layer(x: torch.Tensor, w: LayerWeights, cfg: LlamaModelConfig,
 
 
 def causal_attend(cfg: LlamaModelConfig) -> Attend:
-    """Attention of one whole sequence over itself, no cache (calibration, profiling, perplexity)."""
+    """Attention of one whole sequence over itself, no cache."""
     scale = cfg.head_dim ** -0.5
     return lambda q, k, v: prefill_attention(q, k, v, scale)
 
 
+class CachelessForward:
+    """Whole sequences through the model's layers without a KV cache, with the serving path's ops: the one
+    forward of calibration (AWQ), layer profiling (LIS) and perplexity. Sequences up to ``max_len`` tokens."""
+
+    def __init__(self, weights: ModelWeights, cfg: LlamaModelConfig, max_len: int):
+        self.weights = weights
+        self.cfg = cfg
+        dtype, device = weights.embed_tokens.dtype, weights.embed_tokens.device
+        self.cos, self.sin = rotary_cos_sin(cfg, max_len, dtype, device)      # [max_len, head_dim / 2]
+        self.attend = causal_attend(cfg)
+
+    def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """token_ids [T] -> [T, hidden]."""
+        return self.weights.embed_tokens[token_ids.to(self.weights.embed_tokens.device)]
+
+    def layer(self, layer: LayerWeights, x: torch.Tensor) -> torch.Tensor:
+        """x [T, hidden] (positions 0 .. T - 1) -> [T, hidden]."""
+        num_tokens = x.shape[0]
+        return decoder_layer(x, layer, self.cfg, self.cos[:num_tokens], self.sin[:num_tokens], self.attend)
+
+    def final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """The final-normed hidden states, what the LM head reads: [T, hidden] -> [T, hidden]."""
+        return rmsnorm(x, self.weights.final_norm, self.cfg.rms_norm_eps)
+
+    def hidden_states(self, token_ids: torch.Tensor, layers: list[LayerWeights] | None = None) -> torch.Tensor:
+        """token_ids [T] -> final-normed hidden states [T, hidden]; ``layers`` overrides ``weights.layers`` (e.g. some
+        layers replaced by quantized variants)."""
+        x = self.embed(token_ids)
+        for layer in self.weights.layers if layers is None else layers:
+            x = self.layer(layer, x)
+        return self.final_norm(x)
+
+
 def dense_hidden_states(weights: ModelWeights, cfg: LlamaModelConfig, token_ids: torch.Tensor,
                         layers: list[LayerWeights] | None = None) -> torch.Tensor:
-    """Final-normed hidden states of one sequence, no KV cache: token_ids [T] -> [T, hidden].
-
-    ``layers`` overrides ``weights.layers`` (e.g. some layers replaced by quantized variants).
-    """
-    cos, sin = rotary_cos_sin(cfg, token_ids.shape[0], weights.embed_tokens.dtype, token_ids.device)
-    x = weights.embed_tokens[token_ids]
-    attend = causal_attend(cfg)
-    for layer in weights.layers if layers is None else layers:
-        x = decoder_layer(x, layer, cfg, cos, sin, attend)
-    return rmsnorm(x, weights.final_norm, cfg.rms_norm_eps)
+    """Final-normed hidden states of one sequence, no KV cache: token_ids [T] -> [T, hidden]."""
+    return CachelessForward(weights, cfg, token_ids.shape[0]).hidden_states(token_ids, layers)
 
 
 def dense_logits(weights: ModelWeights, cfg: LlamaModelConfig, token_ids: torch.Tensor,

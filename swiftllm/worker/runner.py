@@ -1,13 +1,13 @@
-"""The worker's step: turn a scheduled batch into an ``InferState``, run the model, sample."""
+"""The computing worker (see ``swiftllm.worker.interface``): a ``WorkerBatch`` -> ``InferState`` -> model -> sampler."""
 import torch
 
 from swiftllm.model_config import LlamaModelConfig
-from swiftllm.server.structs import Request
+from swiftllm.worker.batch import SequenceChunk, WorkerBatch
 from swiftllm.worker.infer_state import InferState, PrefillSeq
 from swiftllm.worker.kv_cache import PagedKVCache
 from swiftllm.worker.model import LlamaModel
 from swiftllm.worker.sampler import sample
-from swiftllm.worker.weight import ModelWeights
+from swiftllm.worker.weight import LayerWeights, ModelWeights
 
 
 class ModelRunner:
@@ -17,58 +17,80 @@ class ModelRunner:
         self.kv_cache = kv_cache
         self.device = weights.embed_tokens.device
         self.generator = torch.Generator().manual_seed(seed)
-        self.request_generators: dict[str, torch.Generator] = {}
+        self.sequence_generators: dict[str, torch.Generator] = {}
 
-    def run(self, chunks: list[tuple[Request, int]]) -> list[tuple[Request, int]]:
-        """Compute ``n`` new tokens of each (request, n); return (request, next token) for requests whose
-        chunk reaches the end of their known tokens. Prefill chunks (n > 1) must precede decodes (n == 1)."""
-        input_ids, state, sampled = self.prepare(chunks)
+    @property
+    def weights(self) -> ModelWeights:
+        return self.model.weights
+
+    @property
+    def max_kv_blocks(self) -> int:
+        return self.kv_cache.max_blocks
+
+    def execute(self, batch: WorkerBatch) -> list[int]:
+        """Run every chunk; return the next token of each chunk in ``batch.sampled``, in that order."""
+        ordered = _prefill_first(batch.chunks)
+        input_ids, state = self.prepare(ordered)
         logits = self.model.forward(input_ids, state, self.kv_cache.k, self.kv_cache.v)   # [S, vocab]
-        params = [req.params for req in sampled]
-        tokens = sample(logits, params, [self._generator(req) for req in sampled])
-        return list(zip(sampled, tokens))
+        sampled = [c for c in ordered if c.sampling is not None]
+        tokens = sample(logits, [c.sampling for c in sampled], [self._generator(c) for c in sampled])
+        by_sequence = {c.seq_id: token for c, token in zip(sampled, tokens)}
+        return [by_sequence[c.seq_id] for c in batch.sampled]
 
-    def release(self, req: Request) -> None:
-        self.request_generators.pop(req.request_id, None)
+    def release(self, seq_id: str) -> None:
+        self.sequence_generators.pop(seq_id, None)
 
-    def prepare(self, chunks: list[tuple[Request, int]]) -> tuple[torch.Tensor, InferState, list[Request]]:
+    def resize_kv_cache(self, capacity: int, moves: list[tuple[int, int]]) -> None:
+        self.kv_cache.move_blocks(moves)
+        self.kv_cache.resize(capacity)
+
+    def install_layer(self, i: int, layer: LayerWeights) -> None:
+        self.model.weights.layers[i] = layer
+
+    def prepare(self, chunks: list[SequenceChunk]) -> tuple[torch.Tensor, InferState]:
+        """Token ids [T] and the step metadata of ``chunks`` (prefill chunks first, then decode rows)."""
         bs = self.kv_cache.block_size
-        prefill = [(r, n) for r, n in chunks if n > 1]
-        decode = [(r, n) for r, n in chunks if n == 1]
-        ids, positions, slots, prefills, logit_rows, sampled = [], [], [], [], [], []
+        ids, positions, slots, prefills, logit_rows = [], [], [], [], []
+        decode = []
         row = 0
-        for req, n in prefill + decode:
-            start = req.num_computed
-            table = torch.tensor(req.block_table, dtype=torch.int64)
-            pos = torch.arange(start, start + n)
-            ids.extend(req.token_ids[start:start + n])
+        for chunk in chunks:
+            table = torch.tensor(chunk.block_table, dtype=torch.int64)
+            pos = torch.arange(chunk.start, chunk.context_len)
+            ids.extend(chunk.token_ids)
             positions.append(pos)
             slots.append(table[pos // bs] * bs + pos % bs)
-            if n > 1:
-                context = None if start == 0 else _to(_slots_of(table, start + n, bs), self.device)
-                prefills.append(PrefillSeq(row, row + n, context))
-            row += n
-            if start + n == req.num_tokens:
+            if chunk.is_prefill:
+                context = None if chunk.start == 0 else _to(_slots_of(table, chunk.context_len, bs), self.device)
+                prefills.append(PrefillSeq(row, row + chunk.num_tokens, context))
+            else:
+                decode.append(chunk)
+            row += chunk.num_tokens
+            if chunk.sampling is not None:
                 logit_rows.append(row - 1)
-                sampled.append(req)
         tables = lens = None
         if decode:
-            tables = _padded_tables([r.block_table for r, _ in decode])
-            lens = torch.tensor([r.num_computed + 1 for r, _ in decode])
+            tables = _padded_tables([c.block_table for c in decode])
+            lens = torch.tensor([c.context_len for c in decode])
         state = InferState(
             positions=_to(torch.cat(positions), self.device), slot_mapping=_to(torch.cat(slots), self.device),
-            prefills=prefills, num_prefill_rows=sum(n for _, n in prefill),
+            prefills=prefills, num_prefill_rows=row - len(decode),
             decode_block_tables=_to(tables, self.device), decode_seq_lens=_to(lens, self.device),
             logit_rows=torch.tensor(logit_rows, dtype=torch.int64, device=self.device),
         )
-        return torch.tensor(ids, dtype=torch.int64, device=self.device), state, sampled
+        return torch.tensor(ids, dtype=torch.int64, device=self.device), state
 
-    def _generator(self, req: Request) -> torch.Generator:
-        if req.params.seed is None:
+    def _generator(self, chunk: SequenceChunk) -> torch.Generator:
+        seed = chunk.sampling.seed
+        if seed is None:
             return self.generator
-        if req.request_id not in self.request_generators:
-            self.request_generators[req.request_id] = torch.Generator().manual_seed(req.params.seed)
-        return self.request_generators[req.request_id]
+        if chunk.seq_id not in self.sequence_generators:
+            self.sequence_generators[chunk.seq_id] = torch.Generator().manual_seed(seed)
+        return self.sequence_generators[chunk.seq_id]
+
+
+def _prefill_first(chunks: list[SequenceChunk]) -> list[SequenceChunk]:
+    """The model's row order: every prefill chunk, then the decode rows (each group in batch order)."""
+    return [c for c in chunks if c.is_prefill] + [c for c in chunks if not c.is_prefill]
 
 
 def _slots_of(table: torch.Tensor, num_tokens: int, block_size: int) -> torch.Tensor:

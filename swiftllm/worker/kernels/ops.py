@@ -5,6 +5,7 @@ Triton is imported only when a CUDA tensor reaches a kernel, so CPU users never 
 """
 import importlib.util
 from functools import cache
+from types import SimpleNamespace
 
 import torch
 
@@ -13,11 +14,18 @@ from swiftllm.worker.kernels.cpu_kernels import cpu_kernels
 
 
 @cache
-def _triton():
+def _triton() -> SimpleNamespace:
+    """The Triton kernels by name (imported on first use)."""
     from swiftllm.worker.kernels import (
         triton_kv_store, triton_paged_attention, triton_rmsnorm, triton_rotary, triton_silu_and_mul,
     )
-    return triton_kv_store, triton_paged_attention, triton_rmsnorm, triton_rotary, triton_silu_and_mul
+    return SimpleNamespace(
+        store_kv=triton_kv_store.store_kv_triton,
+        paged_decode_attention=triton_paged_attention.paged_decode_attention_triton,
+        rmsnorm=triton_rmsnorm.rmsnorm_triton,
+        apply_rotary=triton_rotary.apply_rotary_triton,
+        silu_and_mul=triton_silu_and_mul.silu_and_mul_triton,
+    )
 
 
 @cache
@@ -36,7 +44,7 @@ def _cpu_float32(x: torch.Tensor) -> bool:
 
 def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     if x.is_cuda:
-        return _triton()[2].rmsnorm_triton(x.contiguous(), weight, eps)
+        return _triton().rmsnorm(x.contiguous(), weight, eps)
     if _cpu_float32(x):
         return cpu_kernels().rmsnorm(x.contiguous(), weight, eps)
     return rmsnorm_torch.rmsnorm(x, weight, eps)
@@ -51,7 +59,7 @@ def add_rmsnorm_(residual: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, 
 
 def silu_and_mul(gate_up: torch.Tensor) -> torch.Tensor:
     if gate_up.is_cuda:
-        return _triton()[4].silu_and_mul_triton(gate_up)
+        return _triton().silu_and_mul(gate_up)
     if _cpu_float32(gate_up):
         return cpu_kernels().silu_and_mul(gate_up.contiguous())
     return silu_torch.silu_and_mul(gate_up)
@@ -66,14 +74,14 @@ def split_qkv_rotary(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, nu
     num_rows, head_dim = qkv.shape[0], 2 * cos.shape[-1]
     qk, v = qkv.split([(num_q_heads + num_kv_heads) * head_dim, num_kv_heads * head_dim], dim=-1)
     qk = qk.reshape(num_rows, num_q_heads + num_kv_heads, head_dim)
-    qk = _triton()[3].apply_rotary_triton(qk, cos, sin) if qk.is_cuda else rotary.apply_rotary(qk, cos, sin)
+    qk = _triton().apply_rotary(qk, cos, sin) if qk.is_cuda else rotary.apply_rotary(qk, cos, sin)
     q, k = qk.split([num_q_heads, num_kv_heads], dim=1)
     return q, k, v.reshape(num_rows, num_kv_heads, head_dim)
 
 
 def store_kv(k_cache, v_cache, k, v, slot_mapping) -> None:
     if k.is_cuda:
-        return _triton()[0].store_kv_triton(k_cache, v_cache, k.contiguous(), v.contiguous(), slot_mapping)
+        return _triton().store_kv(k_cache, v_cache, k.contiguous(), v.contiguous(), slot_mapping)
     if _cpu_float32(k):
         return cpu_kernels().store_kv(k_cache, v_cache, k, v, slot_mapping)
     return kv_store.store_kv(k_cache, v_cache, k, v, slot_mapping)
@@ -82,8 +90,8 @@ def store_kv(k_cache, v_cache, k, v, slot_mapping) -> None:
 def decode_attention(q, k_cache, v_cache, state, scale: float) -> torch.Tensor:
     """q: [D, hq, d] for the decode rows of ``state`` -> [D, hq, d]."""
     if q.is_cuda:
-        return _triton()[1].paged_decode_attention_triton(q.contiguous(), k_cache, v_cache, state.decode_block_tables,
-                                                          state.decode_seq_lens, scale)
+        return _triton().paged_decode_attention(q.contiguous(), k_cache, v_cache, state.decode_block_tables,
+                                                state.decode_seq_lens, scale)
     if _cpu_float32(q):
         return cpu_kernels().paged_decode_attention(q.contiguous(), k_cache, v_cache, state.decode_block_tables,
                                                     state.decode_seq_lens, scale)
