@@ -5,7 +5,8 @@ where ``base_capacity`` is the pool's full-precision size. So weights + KV + wor
 what they were at full precision, and hence never exceed the budget.
 
 The resizing itself is the engine's (``LLMEngine.resize_kv_pool``: block manager, KV cache and memory plan
-together; a shrink moves live blocks first and is refused, changing nothing, when they do not fit). This
+together; a shrink moves live blocks first and is refused, changing nothing, when they or the whole need of an
+accepted request would not fit). This
 class only decides the capacity. Resizes run between two steps, so no forward pass sees a half-moved block.
 """
 from swiftllm.server.engine import LLMEngine
@@ -29,10 +30,7 @@ class KVResizer:
         """The capacity the budget allows when ``freed_bytes`` of weights are released."""
         return min(self.base_capacity + freed_bytes // self.block_bytes, self.engine.max_kv_blocks)
 
-    def can_resize(self, new_capacity: int) -> bool:
-        """Whether the live blocks fit in ``new_capacity`` blocks."""
-        return self.engine.kv_blocks_used <= new_capacity
-
     def resize(self, new_capacity: int) -> KVResize | None:
-        """Grow or shrink to ``new_capacity`` blocks; ``None`` (nothing changed) when live blocks do not fit."""
+        """Grow or shrink to ``new_capacity`` blocks; ``None`` (nothing changed) when the live blocks or an accepted
+        request's whole need would not fit (``LLMEngine.min_kv_capacity``)."""
         return self.engine.resize_kv_pool(new_capacity)

@@ -106,9 +106,10 @@ class LayerStore:
 
 def _cached_or_quantized(weights: ModelWeights, cfg: LlamaModelConfig, spec: VariantSpec, cache_dir: str | None,
                          model_hash: str, calibration: list[torch.Tensor] | None, device) -> list[LayerWeights]:
-    if cache_dir and has_variant(cache_dir, spec, model_hash):
+    if cache_dir:
         try:
-            return load_variant(cache_dir, spec, model_hash, device)
+            if has_variant(cache_dir, spec, model_hash):
+                return load_variant(cache_dir, spec, model_hash, device, num_layers=len(weights.layers))
         except VariantCacheError as error:
             logger.warning("refusing cached variant %s: %s; quantizing it again", spec.name, error)
     layers = quantize_model(weights, cfg, spec, calibration)

@@ -144,13 +144,13 @@ class MorphRuntime:
         """Return every layer to full precision and the KV pool to its full-precision size, detach the hook and
         stop the background thread: the engine serves as if never morphed (its full-precision layers stay where
         the swaps put them, bit-identical). Call between steps. Raises ``RuntimeError``, still attached, when the
-        live KV blocks do not fit in the full-precision pool (finish or abort requests first)."""
+        live requests need more KV blocks than the full-precision pool holds (finish or abort them first)."""
         if self._closed:
             return
         self._drain()
-        if self.engine.kv_blocks_used > self.resizer.base_capacity:
-            raise RuntimeError(f"cannot close: {self.engine.kv_blocks_used} live KV blocks exceed the "
-                               f"full-precision pool of {self.resizer.base_capacity} blocks")
+        if self.engine.min_kv_capacity > self.resizer.base_capacity:
+            raise RuntimeError(f"cannot close: the live requests need {self.engine.min_kv_capacity} KV blocks, more "
+                               f"than the full-precision pool of {self.resizer.base_capacity} blocks")
         self.actuator.apply(MorphPlan.full_precision(self.swapper.store.num_layers, "close"), self.engine.clock())
         self._drain()
         self.engine.remove_step_hook(self.on_step)

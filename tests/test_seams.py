@@ -161,7 +161,7 @@ def test_close_refuses_while_live_blocks_need_the_grown_pool(tiny_llama):
     engine.add_request(list(range(3, 60)), SamplingParams(temperature=0, max_tokens=4, ignore_eos=True))
     engine.step()
     assert engine.kv_blocks_used > 8
-    with pytest.raises(RuntimeError, match="live KV blocks"):
+    with pytest.raises(RuntimeError, match="need .* KV blocks"):
         runtime.close()
     assert engine.num_quantized_layers == 3 and engine.step_hooks       # still attached, unchanged
     while engine.has_unfinished():

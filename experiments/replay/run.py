@@ -58,11 +58,12 @@ def run_replay(cfg: ReplayConfig) -> ReplayResult:
     torch.set_num_threads(cfg.hardware.num_threads)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    trace = load_workload_trace(cfg.trace)          # a bad or empty trace fails before the model loads
     engine = build_engine(cfg)
     fp_kv_blocks = engine.memory.num_kv_blocks     # before any policy swaps layers
     runtime = attach_policy(engine, cfg.policy, out_dir)
-    workload = build_workload(load_workload_trace(cfg.trace), cfg.dataset, engine.tokenizer,
-                              _random_token_range(engine), chat_frame(engine.tokenizer, cfg.model.chat_template))
+    workload = build_workload(trace, cfg.dataset, engine.tokenizer, _random_token_range(engine),
+                              chat_frame(engine.tokenizer, cfg.model.chat_template))
     steps: list[StepStats] = []
     engine.add_step_hook(steps.append)
     online = AsyncLLMEngine(engine)

@@ -44,12 +44,18 @@ class DatasetConfig:
 
 
 def load_workload_trace(config: TraceConfig) -> list[TraceRequest]:
-    """Load or generate the arrivals, then shape them."""
+    """Load or generate the arrivals, then shape them; a ``ValueError`` when the shaped window holds no request."""
     if config.kind == "synthetic":
         raw = generate_synthetic_trace(config.synthetic)
     else:
         raw = load_trace(Path(config.path), config.kind)
-    return shape_trace(raw, config.shaping)
+    shaped = shape_trace(raw, config.shaping)
+    if not shaped:
+        shaping = config.shaping
+        raise ValueError(f"the trace window holds no request: {len(raw)} requests over "
+                         f"{raw[-1].arrival_s if raw else 0:.1f} s, window start_s={shaping.start_s} "
+                         f"duration_s={shaping.duration_s}, keep_every={shaping.keep_every}")
+    return shaped
 
 
 def build_workload(trace: list[TraceRequest], config: DatasetConfig, tokenizer: Tokenizer, token_range: range,

@@ -3,6 +3,7 @@
 ``shape_trace`` applies the steps in the paper's order: cut a window of the original trace, stretch its
 time axis, then fit the lengths to the model. Every step returns a new list; requests stay sorted.
 """
+import math
 from dataclasses import dataclass, replace
 
 from experiments.workload.traces import TraceRequest
@@ -31,11 +32,12 @@ class TraceShaping:
     keep_every: int = 1          # thinning: keep every k-th request of the window (rate / k, burst shape kept)
 
     def __post_init__(self):
-        _check(self.start_s >= 0, f"start_s must be >= 0, got {self.start_s}")
-        _check(self.duration_s is None or self.duration_s > 0, f"duration_s must be > 0, got {self.duration_s}")
-        _check(self.time_scale > 0, f"time_scale must be > 0, got {self.time_scale}")
-        _check(self.prompt_len_scale > 0, f"prompt_len_scale must be > 0, got {self.prompt_len_scale}")
-        _check(self.output_len_scale > 0, f"output_len_scale must be > 0, got {self.output_len_scale}")
+        _check(math.isfinite(self.start_s) and self.start_s >= 0, f"start_s must be >= 0 and finite, got {self.start_s}")
+        _check(self.duration_s is None or (math.isfinite(self.duration_s) and self.duration_s > 0),
+               f"duration_s must be > 0 and finite, got {self.duration_s}")
+        for name in ("time_scale", "prompt_len_scale", "output_len_scale"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value > 0, f"{name} must be > 0 and finite, got {value}")
         _check(self.fixed_prompt_len is None or self.fixed_prompt_len >= 1,
                f"fixed_prompt_len must be >= 1, got {self.fixed_prompt_len}")
         _check(self.fixed_output_len is None or self.fixed_output_len >= 1,
@@ -69,13 +71,14 @@ def select_window(requests: list[TraceRequest], start_s: float, duration_s: floa
 
 def stretch_time(requests: list[TraceRequest], time_scale: float) -> list[TraceRequest]:
     """Multiply every arrival offset by ``time_scale``: the request rate is divided by ``time_scale``."""
-    _check(time_scale > 0, f"time_scale must be > 0, got {time_scale}")
+    _check(math.isfinite(time_scale) and time_scale > 0, f"time_scale must be > 0 and finite, got {time_scale}")
     return [replace(r, arrival_s=r.arrival_s * time_scale) for r in requests]
 
 
 def scale_lengths(requests: list[TraceRequest], prompt_scale: float, output_scale: float) -> list[TraceRequest]:
     """Multiply prompt and output lengths (rounded, at least 1 token)."""
-    _check(prompt_scale > 0 and output_scale > 0, f"length scales must be > 0, got {prompt_scale}, {output_scale}")
+    _check(all(math.isfinite(x) and x > 0 for x in (prompt_scale, output_scale)),
+           f"length scales must be > 0 and finite, got {prompt_scale}, {output_scale}")
     return [replace(r, prompt_len=max(1, round(r.prompt_len * prompt_scale)),
                     output_len=max(1, round(r.output_len * output_scale))) for r in requests]
 

@@ -4,6 +4,7 @@ Both loaders return requests sorted by arrival, with ``arrival_s`` measured from
 """
 import csv
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,7 +60,11 @@ def load_azure_trace(path: str | Path) -> list[TraceRequest]:
     path = _existing_file(path)
     stamps, prompt_lens, output_lens = [], [], []
     for line, row in _data_rows(path, AZURE_COLUMNS):
-        stamps.append(_parse_value(row["TIMESTAMP"], datetime.fromisoformat, "TIMESTAMP", path, line))
+        stamp = _parse_value(row["TIMESTAMP"], datetime.fromisoformat, "TIMESTAMP", path, line)
+        if stamps and (stamp.tzinfo is None) != (stamps[0].tzinfo is None):
+            raise TraceFormatError(f"{path}:{line}: TIMESTAMP {row['TIMESTAMP']!r} mixes time-zone-aware and naive "
+                                   "times (the first row's is " + ("naive" if stamps[0].tzinfo is None else "aware") + ")")
+        stamps.append(stamp)
         prompt_lens.append(_parse_token_count(row, "ContextTokens", path, line))
         output_lens.append(_parse_token_count(row, "GeneratedTokens", path, line))
     times_s = [(stamp - stamps[0]).total_seconds() for stamp in stamps]
@@ -72,7 +77,7 @@ def load_burstgpt_trace(path: str | Path) -> list[TraceRequest]:
     times_s, prompt_lens, output_lens = [], [], []
     num_failed = 0
     for line, row in _data_rows(path, BURSTGPT_COLUMNS):
-        time_s = _parse_value(row["Timestamp"], float, "Timestamp", path, line)
+        time_s = _parse_value(row["Timestamp"], _finite_float, "Timestamp", path, line)
         prompt_len = _parse_token_count(row, "Request tokens", path, line)
         output_len = _parse_token_count(row, "Response tokens", path, line)
         if prompt_len == 0 and output_len == 0:
@@ -92,14 +97,22 @@ def _existing_file(path: str | Path) -> Path:
     return path
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
 def _read_header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:
         return next(csv.reader(f), [])
 
 
 def _data_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line number, row) for every data row, after checking the header and the field count."""
-    with path.open(newline="", encoding="utf-8") as f:
+    """Yield (line number, row) for every data row, after checking the header and the field count. A byte-order
+    mark before the header is skipped."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:

@@ -6,6 +6,11 @@ Layout of a cache folder:
 - ``manifest.json``: the model fingerprint, and per variant its method, bits, group size, the
   description of each linear op, free-form metadata (e.g. the calibration used) and the sha256 of
   every tensor. Loading recomputes each sha256; a mismatch (a corrupted or edited file) is an error.
+
+Everything read from the folder is checked before use: a manifest that is not valid JSON, lacks a field, has
+a field of the wrong type or names a file outside its folder is a ``VariantCacheError`` like a corrupted
+tensor, and ``save_variant`` replaces such a manifest with a fresh one (the variants it listed are rebuilt
+when next needed).
 """
 import hashlib
 import json
@@ -49,8 +54,7 @@ def save_variant(cache_dir: str, spec: VariantSpec, layers: list[LayerWeights], 
     linears, tensors = _portable_layers(layers)
     file_name = f"{spec.name}.safetensors"
     _atomic_save(tensors, os.path.join(cache_dir, file_name))
-    has_manifest = os.path.isfile(os.path.join(cache_dir, MANIFEST))
-    manifest = _read_manifest(cache_dir) if has_manifest else _new_manifest(model_hash)
+    manifest = _manifest_to_extend(cache_dir, model_hash)
     if manifest["model_hash"] != model_hash:
         raise VariantCacheError(f"{cache_dir} holds variants of another model ({manifest['model_hash'][:12]}...); "
                                 "use a separate cache folder per model")
@@ -64,19 +68,28 @@ def save_variant(cache_dir: str, spec: VariantSpec, layers: list[LayerWeights], 
     return os.path.join(cache_dir, file_name)
 
 
-def load_variant(cache_dir: str, spec: VariantSpec, model_hash: str,
-                 device: str | torch.device = "cpu") -> list[LayerWeights]:
-    """Read, verify and rebuild one variant for ``device`` (INT4 re-packed for this CPU or for CUDA)."""
+def load_variant(cache_dir: str, spec: VariantSpec, model_hash: str, device: str | torch.device = "cpu",
+                 num_layers: int | None = None) -> list[LayerWeights]:
+    """Read, verify and rebuild one variant for ``device`` (INT4 re-packed for this CPU or for CUDA);
+    ``num_layers``, when given, is the number of layers the variant must hold."""
     entry = _variant_entry(cache_dir, spec, model_hash)
+    if num_layers is not None and entry["num_layers"] != num_layers:
+        raise VariantCacheError(f"variant {spec.name!r} in {cache_dir!r} has {entry['num_layers']} layers, "
+                                f"the model {num_layers}")
     path = os.path.join(cache_dir, entry["file"])
     tensors = _load_tensors(path)
     _verify(path, tensors, entry["sha256"])
     device = torch.device(device)
-    return [_layer_from_portable(tensors, i, entry["linears"], device) for i in range(entry["num_layers"])]
+    try:
+        return [_layer_from_portable(tensors, i, entry["linears"], device) for i in range(entry["num_layers"])]
+    except (KeyError, TypeError, ValueError) as error:
+        raise VariantCacheError(f"{path}: the manifest's description of variant {spec.name!r} does not match its "
+                                f"tensors: {error!r}") from error
 
 
 def has_variant(cache_dir: str, spec: VariantSpec, model_hash: str) -> bool:
-    """Whether the manifest lists ``spec`` for this model (the file itself is checked on load)."""
+    """Whether the manifest lists ``spec`` for this model (the file itself is checked on load); a malformed
+    manifest is a ``VariantCacheError``."""
     if not os.path.isfile(os.path.join(cache_dir, MANIFEST)):
         return False
     manifest = _read_manifest(cache_dir)
@@ -138,15 +151,51 @@ def _verify(path: str, tensors: dict[str, torch.Tensor], expected: dict[str, str
 
 
 def _read_manifest(cache_dir: str) -> dict:
+    """The manifest, checked field by field; ``VariantCacheError`` for anything malformed."""
     path = os.path.join(cache_dir, MANIFEST)
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise VariantCacheError(f"{path} is not valid JSON (corrupted?): {err}") from err
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise VariantCacheError(f"{path} has format version {manifest.get('format_version')}, expected {FORMAT_VERSION}")
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise VariantCacheError(f"{path} has format version {version}, expected {FORMAT_VERSION}")
+    _require(path, manifest, "model_hash", str)
+    _require(path, manifest, "variants", dict)
+    for name, entry in manifest["variants"].items():
+        _check_entry(path, name, entry)
     return manifest
+
+
+def _check_entry(path: str, name: str, entry) -> None:
+    where = f"{path}: variant {name!r}"
+    if not isinstance(entry, dict):
+        raise VariantCacheError(f"{where} is not an object")
+    for field, kind in (("file", str), ("num_layers", int), ("linears", dict), ("sha256", dict)):
+        _require(where, entry, field, kind)
+    file = entry["file"]
+    if os.path.basename(file) != file or file in ("", ".", ".."):
+        raise VariantCacheError(f"{where} names file {file!r}, not a file inside the cache folder")
+    if entry["num_layers"] < 1:
+        raise VariantCacheError(f"{where} has {entry['num_layers']} layers")
+
+
+def _require(where: str, record: dict, field: str, kind: type) -> None:
+    value = record.get(field)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise VariantCacheError(f"{where}: field {field!r} must be a {kind.__name__}, got {value!r}")
+
+
+def _manifest_to_extend(cache_dir: str, model_hash: str) -> dict:
+    """The folder's manifest, or a new one when there is none or it is malformed (which is logged)."""
+    if not os.path.isfile(os.path.join(cache_dir, MANIFEST)):
+        return _new_manifest(model_hash)
+    try:
+        return _read_manifest(cache_dir)
+    except VariantCacheError as error:
+        logger.warning("replacing the malformed variant cache manifest: %s", error)
+        return _new_manifest(model_hash)
 
 
 def _new_manifest(model_hash: str) -> dict:

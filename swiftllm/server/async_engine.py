@@ -5,14 +5,16 @@ arrival time is stamped when it is handed over (or given by the caller, as a tra
 waiting for the step boundary counts as queueing. While idle the loop keeps stepping every
 ``idle_interval_s`` so step hooks (the morph loop) still see time pass.
 
-Nobody waits forever: a step that raises ends every request in flight with an ``EngineStepError`` (their KV
-blocks freed) and the loop goes on; ``shutdown()`` ends the requests still in flight with an
+Nobody waits forever: a request whose own work fails inside a step ends with ``RequestFailed``; a step that
+raises (a step hook) ends every request in flight with an ``EngineStepError`` (their KV blocks freed) and the
+loop goes on; ``shutdown()`` ends the requests still in flight with an
 ``EngineShutDown``; a consumer that stops iterating (its task cancelled, a client gone) aborts its request.
 """
 import asyncio
 import logging
 import queue
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -29,6 +31,10 @@ class EngineStepError(RuntimeError):
 
 class EngineShutDown(RuntimeError):
     """The engine loop was shut down before the request finished."""
+
+
+class RequestFailed(RuntimeError):
+    """The request failed inside a step (its own chunk could not run) and was ended; other requests went on."""
 
 
 @dataclass(slots=True)
@@ -57,7 +63,6 @@ class AsyncLLMEngine:
         self._streams: dict[str, _Stream] = {}
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_id = 0
 
     def start(self) -> None:
         if self._thread is not None:
@@ -82,8 +87,7 @@ class AsyncLLMEngine:
         if self._thread is None:
             raise RuntimeError("call start() before generate()")
         if request_id is None:
-            request_id = f"req-{self._next_id}"
-            self._next_id += 1
+            request_id = f"req-{uuid.uuid4().hex}"
         stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
         arrival = self.engine.clock() if arrival_time is None else arrival_time
         self._commands.put(_Add(prompt, params, request_id, arrival, stream))
@@ -95,6 +99,8 @@ class AsyncLLMEngine:
                     finished = True
                     raise item
                 finished = item.finished
+                if item.error is not None:
+                    raise RequestFailed(f"request {request_id} failed: {item.error}")
                 yield item
         finally:
             if not finished:

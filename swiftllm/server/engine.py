@@ -20,6 +20,7 @@ from swiftllm.server.memory import MemoryPlan, plan_memory
 from swiftllm.server.scheduler import ScheduledBatch, Scheduler, SchedulerConfig
 from swiftllm.server.structs import KVResize, Request, RequestOutput, RequestStatus, StepStats, TokenRecord
 from swiftllm.server.tokenization import LlamaTokenizer
+from swiftllm.server.validation import check_arrival_time, check_request_id, check_sampling_params, prompt_token_ids
 from swiftllm.worker.batch import SequenceChunk, WorkerBatch
 from swiftllm.worker.kv_cache import PagedKVCache
 from swiftllm.worker.runner import ModelRunner
@@ -57,6 +58,7 @@ class LLMEngine:
         self._num_quantized_layers = 0
         self._num_arrivals = 0    # since the last step boundary
         self._num_finished = 0
+        self._next_request_id = 0
 
     # ---- what extensions read ----------------------------------------------------------------------
 
@@ -76,6 +78,13 @@ class LLMEngine:
     @property
     def max_kv_blocks(self) -> int:
         return self.worker.max_kv_blocks
+
+    @property
+    def min_kv_capacity(self) -> int:
+        """The smallest capacity the pool may shrink to now: the live blocks, and the whole need of every accepted
+        request (prompt + max_tokens, within the context), so that no accepted request can become unrunnable."""
+        needs = (self._blocks_needed(len(r.prompt_token_ids), r.params) for r in self.requests.values())
+        return max(self.block_manager.num_used, max(needs, default=1))
 
     @property
     def model_weights(self) -> ModelWeights:
@@ -117,11 +126,12 @@ class LLMEngine:
     def resize_kv_pool(self, new_capacity: int) -> KVResize | None:
         """Grow or shrink the KV pool to ``new_capacity`` blocks: block manager, the worker's cache and the memory
         plan together. A shrink moves live blocks above the new capacity below it first. Returns ``None``, changing
-        nothing, when the live blocks do not fit. Call between two steps."""
+        nothing, for a shrink below ``min_kv_capacity`` (live blocks, or an accepted request's whole need, would not
+        fit). Call between two steps."""
         before = self.block_manager.capacity
         if not 1 <= new_capacity <= self.max_kv_blocks:
             raise ValueError(f"KV capacity must lie in [1, {self.max_kv_blocks}] blocks, got {new_capacity}")
-        if self.block_manager.num_used > new_capacity:
+        if new_capacity < before and new_capacity < self.min_kv_capacity:
             return None
         start = self.clock()
         moves = []
@@ -157,14 +167,22 @@ class LLMEngine:
 
     def add_request(self, prompt: str | list[int], params: SamplingParams, arrival_time: float | None = None,
                     request_id: str | None = None) -> Request:
-        """Queue a request. ``arrival_time`` (engine clock) lets a replay stamp the trace's arrival time."""
-        token_ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
-        self._validate(token_ids, params, request_id)
+        """Queue a request, or raise ``TypeError`` / ``ValueError`` naming what is wrong (nothing is queued then).
+        ``arrival_time`` (engine clock) lets a replay stamp the trace's arrival time. A request that could never
+        run (longer than the context, or needing more KV blocks than the pool holds) is refused here."""
+        check_sampling_params(params)
+        check_request_id(request_id)
+        check_arrival_time(arrival_time)
+        token_ids = prompt_token_ids(prompt, self.model_config.vocab_size)
+        if token_ids is None:
+            token_ids = self.tokenizer.encode(prompt)
+        self._check_fits(token_ids, params)
+        if request_id is not None and request_id in self.requests:
+            raise ValueError(f"request id {request_id!r} is already in use")
         req = Request(prompt_token_ids=token_ids, params=params,
-                      arrival_time=self.clock() if arrival_time is None else arrival_time,
+                      arrival_time=self.clock() if arrival_time is None else float(arrival_time),
+                      request_id=self._new_request_id() if request_id is None else request_id,
                       prompt=prompt if isinstance(prompt, str) else None)
-        if request_id is not None:
-            req.request_id = request_id
         self.requests[req.request_id] = req
         self._detokenizers[req.request_id] = IncrementalDetokenizer(self.tokenizer.decode, len(token_ids))
         self.scheduler.add(req)
@@ -184,22 +202,56 @@ class LLMEngine:
     # ---- the step --------------------------------------------------------------------------------------
 
     def step(self) -> list[RequestOutput]:
-        """One iteration: schedule, run, sample, stop checks, step hooks. Returns the requests that advanced."""
+        """One iteration: schedule, run, sample, stop checks, step hooks. Returns the requests that advanced.
+
+        A failure while running the batch is contained: the chunks are run again one by one and only the requests
+        whose own chunk fails end, with ``finish_reason == "error"``; the others go on. A failing step hook raises
+        out of ``step()`` (the step's tokens are already appended)."""
         start = self.clock()
         batch = self.scheduler.schedule()
         worker_batch = self._worker_batch(batch)
-        tokens = self.worker.execute(worker_batch) if worker_batch.chunks else []
+        tokens, failures = self._execute(worker_batch)
         now = self.clock()
-        sampled = [req for (req, _), chunk in zip(batch.chunks, worker_batch.chunks) if chunk.sampling is not None]
-        for req, n in batch.chunks:
+        advanced, ttfts, tpots = [], [], []
+        for (req, n), chunk in zip(batch.chunks, worker_batch.chunks):
+            if req.request_id in failures:
+                self._fail(req, failures[req.request_id])
+                advanced.append(req)
+                continue
             req.num_computed += n
             if req.first_scheduled_time is None:
                 req.first_scheduled_time = start
-        ttfts, tpots = [], []
-        for req, token in zip(sampled, tokens):
-            self._append_token(req, token, now, ttfts, tpots)
+            if chunk.sampling is not None:
+                self._append_token_or_fail(req, tokens[req.request_id], now, ttfts, tpots)
+                advanced.append(req)
         self._run_hooks(batch, start, now, ttfts, tpots)
-        return [RequestOutput.of(req) for req in sampled]
+        return [RequestOutput.of(req) for req in advanced]
+
+    def _execute(self, batch: WorkerBatch) -> tuple[dict[str, int], dict[str, Exception]]:
+        """Sampled token per sequence id, and the failure of every sequence whose chunk cannot run."""
+        if not batch.chunks:
+            return {}, {}
+        try:
+            return dict(zip((c.seq_id for c in batch.sampled), self.worker.execute(batch))), {}
+        except Exception as failure:
+            if len(batch.chunks) == 1:
+                return {}, {batch.chunks[0].seq_id: failure}
+            logger.warning("a batch of %d chunks failed (%r); running them one by one", len(batch.chunks), failure)
+        tokens, failures = {}, {}
+        for chunk in batch.chunks:
+            try:
+                sampled = self.worker.execute(WorkerBatch([chunk]))
+            except Exception as failure:
+                failures[chunk.seq_id] = failure
+                continue
+            if sampled:
+                tokens[chunk.seq_id] = sampled[0]
+        return tokens, failures
+
+    def _fail(self, req: Request, failure: Exception) -> None:
+        logger.error("request %s failed and was ended: %r", req.request_id, failure)
+        req.error = f"{type(failure).__name__}: {failure}"
+        self._finish(req, "error")
 
     @staticmethod
     def _worker_batch(batch: ScheduledBatch) -> WorkerBatch:
@@ -211,7 +263,15 @@ class LLMEngine:
                                         req.block_table, sampling))
         return WorkerBatch(chunks)
 
+    def _append_token_or_fail(self, req: Request, token: int, now: float, ttfts: list, tpots: list) -> None:
+        try:
+            self._append_token(req, token, now, ttfts, tpots)
+        except Exception as failure:
+            if not req.is_finished:
+                self._fail(req, failure)
+
     def _append_token(self, req: Request, token: int, now: float, ttfts: list, tpots: list) -> None:
+        """Append the sampled token, record when and under which precisions it was made, check the stop conditions."""
         req.token_ids.append(token)
         req.token_records.append(TokenRecord(now, self._num_quantized_layers, self._precision_version))
         if req.num_output_tokens == 1:
@@ -283,21 +343,27 @@ class LLMEngine:
         for hook in list(self._step_hooks):
             hook(stats)
 
-    def _validate(self, token_ids: list[int], params: SamplingParams, request_id: str | None) -> None:
-        if not isinstance(params, SamplingParams):
-            raise TypeError(f"params must be SamplingParams, got {type(params).__name__}")
+    def _check_fits(self, token_ids: list[int], params: SamplingParams) -> None:
         if not token_ids:
             raise ValueError("the prompt is empty")
         if len(token_ids) >= self.max_model_len:
             raise ValueError(f"prompt of {len(token_ids)} tokens does not fit the context of {self.max_model_len} tokens")
-        if any(t < 0 or t >= self.model_config.vocab_size for t in token_ids):
-            raise ValueError(f"prompt token ids must be in [0, {self.model_config.vocab_size})")
-        if request_id is not None and request_id in self.requests:
-            raise ValueError(f"request id {request_id!r} is already in use")
-        total = min(len(token_ids) + params.max_tokens, self.max_model_len)
-        if self.block_manager.blocks_for(total) > self.block_manager.capacity:
-            raise ValueError(f"a request of {total} tokens needs more KV blocks than the cache holds "
-                             f"({self.block_manager.capacity} blocks of {self.block_manager.block_size} tokens)")
+        needed = self._blocks_needed(len(token_ids), params)
+        if needed > self.block_manager.capacity:
+            raise ValueError(f"a request of {len(token_ids)} prompt + {params.max_tokens} output tokens needs {needed} "
+                             f"KV blocks, more KV blocks than the cache holds ({self.block_manager.capacity} blocks of "
+                             f"{self.block_manager.block_size} tokens)")
+
+    def _blocks_needed(self, prompt_len: int, params: SamplingParams) -> int:
+        """KV blocks a request holds at its longest (prompt + max_tokens, within the context)."""
+        return self.block_manager.blocks_for(min(prompt_len + params.max_tokens, self.max_model_len))
+
+    def _new_request_id(self) -> str:
+        """The next automatic id that no live request holds (a caller may have chosen the same one)."""
+        while str(self._next_request_id) in self.requests:
+            self._next_request_id += 1
+        self._next_request_id += 1
+        return str(self._next_request_id - 1)
 
 
 class LLM:
@@ -311,13 +377,26 @@ class LLM:
         params_list = params if isinstance(params, list) else [params] * len(prompts)
         if len(params_list) != len(prompts):
             raise ValueError(f"got {len(prompts)} prompts but {len(params_list)} sampling params")
-        reqs = [self.engine.add_request(p, sp) for p, sp in zip(prompts, params_list)]
+        reqs = self._add_all(prompts, params_list)
         progress = _progress(len(reqs), use_tqdm)
         while self.engine.has_unfinished():
             finished = sum(o.finished for o in self.engine.step())
             progress.update(finished)
         progress.close()
         return [RequestOutput.of(r) for r in reqs]
+
+
+    def _add_all(self, prompts: list, params_list: list[SamplingParams]) -> list[Request]:
+        """Queue every prompt, or none: a bad one withdraws those already queued before its error is raised."""
+        reqs = []
+        try:
+            for prompt, params in zip(prompts, params_list):
+                reqs.append(self.engine.add_request(prompt, params))
+        except (TypeError, ValueError) as refused:
+            for req in reqs:
+                self.engine.abort(req.request_id)
+            raise type(refused)(f"prompt {len(reqs)}: {refused}") from refused
+        return reqs
 
 
 def _progress(total: int, enabled: bool):

@@ -84,10 +84,13 @@ class Scheduler:
         return budget
 
     def _admit_waiting(self, batch: ScheduledBatch, budget: int) -> None:
+        """Admit from the queue head while blocks allow, keeping the watermark free for the running requests' growth.
+        With nothing running no one needs that reserve: the head may take the whole pool (a request the engine
+        accepted never needs more than the pool, so the head of an idle engine is always admitted)."""
         while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
             req = self.waiting[0]
             num_new = min(req.num_uncomputed, budget)
-            if not self.block_manager.can_allocate(req, num_new, keep_watermark=True):
+            if not self.block_manager.can_allocate(req, num_new, keep_watermark=bool(self.running)):
                 batch.blocked_on_kv = True
                 return
             self.waiting.popleft()

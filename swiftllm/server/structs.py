@@ -39,9 +39,10 @@ class Request:
     first_scheduled_time: float | None = None
     token_records: list[TokenRecord] = field(default_factory=list)
     finish_time: float | None = None
-    finish_reason: str | None = None       # "length" | "stop" | "abort"
+    finish_reason: str | None = None       # "length" | "stop" | "abort" | "error"
     num_preemptions: int = 0
     output_text: str = ""
+    error: str | None = None               # why the request failed (finish_reason "error")
 
     def __post_init__(self):
         self.token_ids = list(self.prompt_token_ids)
@@ -77,7 +78,7 @@ class CompletionOutput:
     index: int
     text: str
     token_ids: list[int]
-    finish_reason: str | None              # "length" | "stop" | "abort" | None while running
+    finish_reason: str | None              # "length" | "stop" | "abort" | "error" | None while running
     token_times: list[float]               # engine clock when each token was produced
     token_quantized_layers: list[int]      # quantized decoder layers while each token was produced
     token_precision_versions: list[int]    # the morph runtime's precision map version of each token
@@ -103,6 +104,7 @@ class RequestOutput:
     outputs: list[CompletionOutput]
     finished: bool
     metrics: RequestMetrics
+    error: str | None = None           # set when the request failed inside a step (finish_reason "error")
 
     @staticmethod
     def of(req: Request) -> "RequestOutput":
@@ -114,7 +116,7 @@ class RequestOutput:
         metrics = RequestMetrics(req.arrival_time, req.first_scheduled_time, req.first_token_time, req.finish_time,
                                  req.num_preemptions)
         return RequestOutput(req.request_id, req.prompt, list(req.prompt_token_ids), [completion], req.is_finished,
-                             metrics)
+                             metrics, req.error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 import json
 import os
 
-import jinja2
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from swiftllm.worker.weight_loader import gguf_fields, is_gguf, resolve_model_path
@@ -29,15 +30,32 @@ class LlamaTokenizer:
         return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        """The prompt the model's chat template makes of ``messages``. The template comes from the model file, so it
+        is rendered in jinja2's immutable sandbox: it cannot reach Python internals or change its inputs."""
         if self.chat_template is None:
             raise ValueError("this model has no chat template")
-        template = jinja2.Environment(loader=jinja2.BaseLoader()).from_string(self.chat_template)
-        return template.render(messages=messages, add_generation_prompt=add_generation_prompt)
+        try:
+            return _chat_template(self.chat_template).render(messages=messages, add_generation_prompt=add_generation_prompt)
+        except SecurityError as refused:
+            raise ValueError(f"the model's chat template tried an unsafe operation and was stopped: {refused}") from None
+        except TemplateError as error:
+            raise ValueError(f"the model's chat template failed: {error}") from None
 
     @staticmethod
     def load(model_path: str) -> "LlamaTokenizer":
         path = resolve_model_path(model_path)
         return _from_gguf(path) if is_gguf(path) else _from_hf_folder(path)
+
+
+def _raise_exception(message: str):
+    """What chat templates call to reject a conversation (the name transformers gives it)."""
+    raise TemplateError(message)
+
+
+def _chat_template(source: str):
+    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    environment.globals["raise_exception"] = _raise_exception
+    return environment.from_string(source)
 
 
 def _from_gguf(path: str) -> LlamaTokenizer:

@@ -157,12 +157,30 @@ def _hf_source(path: str):
     return cfg, get
 
 
+def _weight_map(index: str) -> dict:
+    try:
+        with open(index, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{index} is not a safetensors index (a JSON object with a 'weight_map'): {error!r}") from None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise ValueError(f"{index}: 'weight_map' must map tensor names to shard file names")
+    return weight_map
+
+
+def _shard_inside(folder: str, shard: str) -> str:
+    """The path of ``shard``, which must be a file inside ``folder`` (an index may not point elsewhere)."""
+    root = os.path.realpath(folder)
+    path = os.path.realpath(os.path.join(folder, shard))
+    if os.path.dirname(path) != root:
+        raise ValueError(f"the safetensors index of {folder!r} names shard {shard!r}, which is not a file in that folder")
+    return path
+
+
 def safetensors_files(path: str) -> list[str]:
     index = os.path.join(path, "model.safetensors.index.json")
     if os.path.isfile(index):
-        with open(index) as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
-        return [os.path.join(path, s) for s in shards]
+        return [_shard_inside(path, shard) for shard in sorted(set(_weight_map(index).values()))]
     files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".safetensors"))
     if not files:
         raise FileNotFoundError(f"{path!r} has no .safetensors weights (pickled .bin checkpoints are not loaded)")
