@@ -60,6 +60,7 @@ setup(
     version="0.1.0",
     description="MorphServe: workload-aware LLM serving with runtime layer swapping and KV-cache resizing",
     packages=find_packages(include=["swiftllm*", "morph*", "experiments*"]),
+    package_data={"swiftllm.sim": ["op_tables/*.json"]},
     python_requires=">=3.10",
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtensions},

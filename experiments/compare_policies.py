@@ -4,9 +4,10 @@
 
 Replays (or reuses, like the figure scripts) the workload under ``policies`` (``fp`` must be one of them) and
 writes ``comparison.{csv,json}`` in ``figure_dir`` with, per policy: P95 TTFT and its reduction factor vs FP, TTFT-SLO
-violation rate and how much lower than FP's it is, output throughput and its ratio to FP, Rouge-L / F1 and their
-relative change vs FP, token agreement with the FP outputs, the share of tokens made with quantized layers, and
-the peak KV capacity (blocks).
+violation rate and how much lower than FP's it is, output throughput and its ratio to FP, P99 TPOT and how many
+times lower than FP's it is, Rouge-L / F1 and their relative change vs FP, token agreement with the FP outputs, the
+share of tokens made with quantized layers and the mean quantized layers per token, and the peak KV capacity
+(blocks). With ``backend=sim`` there is no text: quality and agreement are left out.
 """
 
 import hydra
@@ -18,11 +19,11 @@ from experiments.replay.run import ReplayResult
 
 register_schemas()
 COLUMNS = ("policy", "p95_ttft_ms", "p95_ttft_reduction", "ttft_slo_violation_rate", "slo_violations_vs_fp",
-           "output_throughput", "throughput_vs_fp", "rouge_l", "rouge_l_change", "f1", "mean_prefix_agreement",
-           "share_tokens_quantized", "peak_kv_blocks")
+           "output_throughput", "throughput_vs_fp", "p99_tpot_ms", "p99_tpot_reduction", "rouge_l", "rouge_l_change",
+           "f1", "mean_prefix_agreement", "share_tokens_quantized", "mean_quantized_layers_per_token", "peak_kv_blocks")
 
 
-def compare(results: dict[str, ReplayResult]) -> list[dict]:
+def compare(results: dict[str, ReplayResult], simulated: bool = False) -> list[dict]:
     """One row per policy; the ratios are against ``results["fp"]``."""
     fp = results["fp"]
     rows = []
@@ -32,11 +33,12 @@ def compare(results: dict[str, ReplayResult]) -> list[dict]:
         if base["ttft_slo_violation_rate"] > 0:
             row["slo_violations_vs_fp"] = 1 - row["ttft_slo_violation_rate"] / base["ttft_slo_violation_rate"]
         row["throughput_vs_fp"] = row["output_throughput"] / base["output_throughput"]
+        row["p99_tpot_reduction"] = base["p99_tpot_ms"] / row["p99_tpot_ms"]
         if "rouge_l" in row:
             row["rouge_l_change"] = row["rouge_l"] / base["rouge_l"] - 1
-        row.update(token_agreement([r.output_token_ids for r in fp.records],
-                                   [r.output_token_ids for r in result.records]))
-        row["peak_kv_blocks"] = max(s.kv_blocks_capacity for s in result.steps)
+        if not simulated:
+            row.update(token_agreement([r.output_token_ids for r in fp.records],
+                                       [r.output_token_ids for r in result.records]))
         rows.append(row)
     return rows
 
@@ -46,7 +48,7 @@ def main(raw: DictConfig) -> None:
     cfg = OmegaConf.to_object(raw)
     if "fp" not in cfg.policies:
         raise SystemExit(f"the comparison is against full precision: add fp to policies={cfg.policies}")
-    rows = compare(run_policies(cfg))
+    rows = compare(run_policies(cfg), simulated=cfg.backend.simulated)
     print(format_table(rows, COLUMNS))
     files = write_report(rows, cfg.figure_dir, stem="comparison")
     print(f"wrote {files.csv} and {files.json}")

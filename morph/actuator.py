@@ -15,12 +15,38 @@ token's record names exactly which layers were quantized when it was produced.
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from morph.kv_resizer import KVResizer
-from morph.layer_swapper import LayerSwapper, SwapOutcome
+from morph.layer_swapper import SwapOutcome
 from morph.plan import MorphPlan, MorphState, Precision, count_quantized
 from swiftllm.server.engine import LLMEngine
 from swiftllm.server.structs import KVResize
+
+
+class Swapper(Protocol):
+    """What the actuator drives: ``LayerSwapper`` (real weights) or ``SimulatedLayerSwapper`` (bytes, virtual time)."""
+    precisions: list[Precision]        # each layer's precision now
+    version: int                       # bumped whenever a layer's precision changes
+
+    @property
+    def store(self):
+        """Has ``precisions`` (the variants held) and ``num_layers``."""
+
+    @property
+    def in_flight(self) -> bool: ...
+
+    def begin(self, i: int, target: Precision) -> None: ...
+
+    def poll(self) -> list[SwapOutcome]: ...
+
+    def wait_for_work(self) -> None: ...
+
+    def freed_bytes(self) -> int: ...
+
+    def extra_bytes_for(self, i: int, target: Precision) -> int: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +71,7 @@ class TransitionEvent:
 
 
 class MorphingActuator:
-    def __init__(self, engine: LLMEngine, swapper: LayerSwapper, resizer: KVResizer,
+    def __init__(self, engine: LLMEngine, swapper: Swapper, resizer: KVResizer,
                  on_event: Callable[[TransitionEvent], None] = lambda event: None):
         """``engine``: the ``LLMEngine`` to which this actuator publishes the layers' precisions."""
         self.engine = engine

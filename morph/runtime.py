@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from morph.actuator import MorphingActuator, TransitionEvent
+from morph.actuator import MorphingActuator, Swapper, TransitionEvent
 from morph.controller import MorphingController
 from morph.kv_resizer import KVResizer
 from morph.layer_store import LayerStore
@@ -27,10 +27,12 @@ from morph.layer_swapper import LayerSwapper
 from morph.monitor import ServingMonitor
 from morph.plan import MorphPlan, Precision, parse_precisions
 from morph.policies import PRESETS, MorphPolicy, make_policy
+from morph.sim_swapper import SimulatedLayerSwapper
 from swiftllm.quant.calibration import calibration_sequences, read_calibration_text
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.server.engine import LLMEngine
 from swiftllm.server.structs import StepStats
+from swiftllm.sim.worker import SimWorker
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +97,9 @@ _ATTACHED: "weakref.WeakSet[LLMEngine]" = weakref.WeakSet()   # engines with a r
 class MorphRuntime:
     """The morph loop attached to ``engine`` (see the module docstring)."""
 
-    def __init__(self, engine: LLMEngine, policy: MorphPolicy | None, store: LayerStore,
+    def __init__(self, engine: LLMEngine, policy: MorphPolicy | None, swapper: Swapper,
                  event_log_path: str | None = None):
+        """``swapper``: the engine's layers already moved under its control (``swapper_for``)."""
         if engine in _ATTACHED:
             raise RuntimeError("a morph runtime is already attached to this engine: close() it first")
         self.engine = engine
@@ -104,7 +107,7 @@ class MorphRuntime:
         self.controller: MorphingController | None = None
         if policy is not None:
             self.monitor, self.controller = policy.build()
-        self.swapper = LayerSwapper.into_slots(engine.install_layer, store, engine.config.device)
+        self.swapper = swapper
         self.resizer = KVResizer(engine)
         self.actuator = MorphingActuator(engine, self.swapper, self.resizer, on_event=self._record)
         self.events: list[TransitionEvent] = []
@@ -178,7 +181,7 @@ class MorphRuntime:
 
 
 def attach_morph(engine: LLMEngine, config: MorphConfig) -> MorphRuntime:
-    """Prepare the layer store for ``engine``'s model and attach the morph loop to it."""
+    """Prepare the layer variants for ``engine``'s model and attach the morph loop to it."""
     num_layers = engine.model_config.num_layers
     policy = None
     if config.policy is not None:
@@ -187,10 +190,19 @@ def attach_morph(engine: LLMEngine, config: MorphConfig) -> MorphRuntime:
             policy = dataclasses.replace(policy, controller=dataclasses.replace(policy.controller, ladder=config.ladder))
     if engine in _ATTACHED:
         raise RuntimeError("a morph runtime is already attached to this engine: close() it first")
+    return MorphRuntime(engine, policy, swapper_for(engine, config, policy), config.event_log_path)
+
+
+def swapper_for(engine: LLMEngine, config: MorphConfig, policy: MorphPolicy | None) -> Swapper:
+    """A simulated engine's layers get the simulated swapper (bytes and virtual time); a real engine's get the host
+    store of real variants (cached or quantized) and weight slots."""
+    precisions = _store_precisions(config, policy)
+    if isinstance(engine.worker, SimWorker):
+        return SimulatedLayerSwapper(engine, precisions, config.group_size)
     store = LayerStore.prepare(
-        engine.model_weights, engine.model_config, _store_precisions(config, policy), config.int4_spec(),
+        engine.model_weights, engine.model_config, precisions, config.int4_spec(),
         cache_root=config.variant_cache_dir, calibration=_calibration(engine, config), device=engine.config.device)
-    return MorphRuntime(engine, policy, store, config.event_log_path)
+    return LayerSwapper.into_slots(engine.install_layer, store, engine.config.device)
 
 
 def _store_precisions(config: MorphConfig, policy: MorphPolicy | None) -> tuple[Precision, ...]:

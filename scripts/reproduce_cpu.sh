@@ -3,10 +3,8 @@
 # Needs the shared data folder (default ../shared; set SHARED=/path). Takes about 1.5-2 hours on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${SHARED:-../shared}
-for f in "$SHARED/traces/AzureLLMInferenceTrace_code.csv" "$SHARED/datasets/wikitext2_tokens_valid.txt"; do
-  [ -f "$f" ] || { echo "missing $f: set SHARED to the folder with traces/ and datasets/ (see README, Data)"; exit 1; }
-done
+source scripts/shared_data.sh
+require_shared traces/AzureLLMInferenceTrace_code.csv datasets/wikitext2_tokens_valid.txt
 AWQ="policy.quant_method=awq policy.calibration_text=$SHARED/datasets/wikitext2_tokens_valid.txt"
 
 # Issue 3 / Table 1: perplexity of the variants, LIS profiling, perplexity per swap order.
@@ -16,7 +14,6 @@ python3 experiments/table1.py data.datasets_dir="$SHARED/datasets"
 
 # Figures 4, 5, 7 share their replays: one run per policy and trace, saved under results/figures/<trace>/runs
 # and reused by every script given the same configuration. Each trace is paired with an eval set for quality.
-export MORPHSERVE_SHARED="$SHARED"      # trace and dataset configs read their paths from it
 for pair in azure_code:gov_report azure_conv:qmsum_goldspan; do
   trace=${pair%%:*} dataset=${pair##*:}
   for figure in fig4_pareto fig5_kv_capacity fig7_tpot_cdf compare_policies; do

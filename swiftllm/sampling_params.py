@@ -24,6 +24,7 @@ class SamplingParams:
     stop_token_ids: Sequence[int] = ()
     stop: Sequence[str] | str = ()
     ignore_eos: bool = False   # trace replay: always produce exactly max_tokens
+    detokenize: bool = True    # False: no output text (a simulated replay needs none); stop strings need it
 
     def __post_init__(self):
         _set(self, "temperature", _real("temperature", self.temperature, low=0.0))
@@ -42,8 +43,11 @@ class SamplingParams:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         _set(self, "stop_token_ids", _token_ids("stop_token_ids", self.stop_token_ids))
         _set(self, "stop", _stop_strings(self.stop))
-        if not isinstance(self.ignore_eos, bool):
-            raise TypeError(f"ignore_eos must be a bool, got {type(self.ignore_eos).__name__}")
+        for name in ("ignore_eos", "detokenize"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
+        if self.stop and not self.detokenize:
+            raise ValueError("stop strings need detokenize=True")
 
     @property
     def greedy(self) -> bool:

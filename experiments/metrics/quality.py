@@ -1,7 +1,8 @@
 """Output quality against references: Rouge-L F (rouge-score) and LongBench's token F1.
 
 A prediction scores the maximum over its references (LongBench). For Chinese (``language="zh"``) both
-metrics use characters as tokens, since whitespace does not separate words.
+metrics use characters as tokens, since whitespace does not separate words. rouge-score is imported when the
+first Rouge-L is scored: it pulls in nltk and scipy, seconds of start-up that runs without quality do not need.
 """
 import functools
 import re
@@ -10,14 +11,14 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from rouge_score import rouge_scorer, tokenizers
 
 LANGUAGES = ("en", "zh")
 CHINESE_PUNCTUATION = "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏."
 
 
-class CharacterTokenizer(tokenizers.Tokenizer):
-    """Every non-space character is a token (lower-cased), for Rouge on Chinese text."""
+class CharacterTokenizer:
+    """Every non-space character is a token (lower-cased), for Rouge on Chinese text (rouge-score's tokenizer
+    interface)."""
 
     def tokenize(self, text: str) -> list[str]:
         return [c for c in text.lower() if not c.isspace()]
@@ -74,7 +75,8 @@ def _f1_tokens(text: str, language: str) -> list[str]:
 
 
 @functools.cache
-def _rouge_scorer(language: str) -> rouge_scorer.RougeScorer:
+def _rouge_scorer(language: str):
+    from rouge_score import rouge_scorer
     tokenizer = CharacterTokenizer() if _checked_language(language) == "zh" else None
     return rouge_scorer.RougeScorer(["rougeL"], tokenizer=tokenizer)
 

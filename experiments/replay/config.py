@@ -1,35 +1,45 @@
 """Structured config of a replay run (Hydra): a typo or a bad value fails at start with a clear message."""
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from experiments.workload import DatasetConfig, TraceConfig
+from swiftllm.sim.hardware import HardwareSpec
+from swiftllm.sim.hardware_config import load_hardware
 
 POLICIES = ("fp", "static_int8", "static_int4", "morph_accuracy", "morph_performance", "morph_forecast")
 
 
 @dataclass
 class ModelSection:
+    """``path``: a local checkpoint (GGUF, HF folder, or ``embedded``); ``preset``: the architecture by name
+    (``swiftllm.model_presets``), which is all the simulator needs for the paper's models."""
     name: str = "smollm2-135m"
     path: str | None = "embedded"
+    preset: str | None = None
     chat_template: bool = True
     prompt_len: int = 512
     output_len: int = 128
 
-    def __post_init__(self):
-        if not self.path:
-            raise ValueError(f"model {self.name!r} needs model.path=/path/to/hf-folder (nothing is downloaded)")
+    def checkpoint_or_preset(self, simulated: bool) -> str:
+        if self.path:
+            return self.path
+        if simulated and self.preset:
+            return self.preset
+        raise ValueError(f"model {self.name!r} needs model.path=/path/to/hf-folder (nothing is downloaded)"
+                         + ("" if simulated else "; without a checkpoint, simulate it: backend=sim hardware=l4"))
 
 
 @dataclass
 class EngineSection:
-    """CPU budget in MB: weights + workspace + KV must fit (see docs/experiments.md for how it was chosen)."""
-    memory_budget_mb: float = 720.0
+    """Budget in MB: weights + workspace + KV must fit (the CPU's: docs/experiments.md). ``None`` (simulated GPUs):
+    the hardware's memory less its reserve."""
+    memory_budget_mb: float | None = 720.0
     block_size: int = 16
     max_num_seqs: int = 16
     max_num_batched_tokens: int = 512
     max_model_len: int = 1024
 
     def __post_init__(self):
-        if not self.memory_budget_mb > 0:
+        if self.memory_budget_mb is not None and not self.memory_budget_mb > 0:
             raise ValueError(f"engine.memory_budget_mb must be > 0, got {self.memory_budget_mb}")
 
 
@@ -60,24 +70,61 @@ class SLOSection:
 
 
 @dataclass
+class SpeedupSection:
+    tokens: list[int] = field(default_factory=list)
+    speedup: list[float] = field(default_factory=list)
+    source: str = ""
+
+
+@dataclass
 class HardwareSection:
+    """The machine (``configs/hardware/*.yaml``): the real backend runs on ``cpu``; the simulator takes any of them.
+    Fields as ``swiftllm.sim.hardware.HardwareSpec``, each config stating its sources."""
     name: str = "cpu"
     num_threads: int = 2
+    memory_gib: float = 24.0
+    memory_fraction: float = 1.0
+    dtype: str = "float32"
+    peak_tflops: float = 0.19
+    memory_bandwidth_gbs: float = 20.0
+    compute_efficiency: float = 1.0
+    memory_efficiency: float = 1.0
+    host_link_gbs: float = 5.0
+    checksum_gbs: float = 1.0
+    step_overhead_s: float = 0.0
+    sequence_overhead_s: float = 0.0
+    int8_speedup: SpeedupSection | None = None
+    int4_speedup: SpeedupSection | None = None
+    profile_dir: str | None = None
+    profile_gpu: str | None = None
+    op_table: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.name != "cpu":
-            raise ValueError(f"hardware.name {self.name!r}: only 'cpu' runs the real backend in this project")
         if self.num_threads < 1:
             raise ValueError(f"hardware.num_threads must be >= 1, got {self.num_threads}")
+
+    def spec(self) -> HardwareSpec:
+        """The simulator's ``HardwareSpec`` of this machine (checked field by field)."""
+        return load_hardware({k: v for k, v in asdict(self).items() if k != "num_threads"})
+
+
+BACKENDS = ("real", "sim")
 
 
 @dataclass
 class BackendSection:
+    """``real`` runs the engine; ``sim`` runs the same engine, scheduler and morph loop over the simulator's worker
+    on a virtual clock (``swiftllm/sim``), on ``hardware``."""
     kind: str = "real"
 
     def __post_init__(self):
-        if self.kind != "real":
-            raise ValueError(f"backend.kind {self.kind!r}: only the real backend exists so far")
+        if self.kind not in BACKENDS:
+            raise ValueError(f"backend.kind must be one of {BACKENDS}, got {self.kind!r}")
+
+    @property
+    def simulated(self) -> bool:
+        return self.kind == "sim"
 
 
 @dataclass
@@ -93,3 +140,10 @@ class ReplayConfig:
     ignore_eos: bool = True                 # trace replay: every request produces its trace's output length
     output_dir: str = "results/replay"
     plots: bool = True
+
+    def __post_init__(self):
+        self.model.checkpoint_or_preset(self.backend.simulated)
+        if self.backend.simulated:
+            self.hardware.spec()
+        elif self.hardware.name != "cpu":
+            raise ValueError(f"hardware={self.hardware.name} runs only simulated (backend=sim): this machine is a CPU")

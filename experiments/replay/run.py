@@ -12,12 +12,14 @@ from experiments.metrics import (
 )
 from experiments.replay.config import ReplayConfig
 from experiments.replay.driver import replay
+from experiments.replay.sim_driver import replay_simulated
 from experiments.replay.policy import attach_policy
-from experiments.workload import EVAL_SETS, build_workload, load_workload_trace
+from experiments.workload import EVAL_SETS, WorkloadRequest, build_workload, load_workload_trace
 from swiftllm import EngineConfig, LLMEngine
 from swiftllm.server.async_engine import AsyncLLMEngine
-from swiftllm.server.structs import StepStats
+from swiftllm.server.structs import RequestOutput, StepStats
 from swiftllm.server.tokenization import LlamaTokenizer
+from swiftllm.sim.engine import simulated_engine
 
 MB = 1 << 20
 
@@ -62,32 +64,46 @@ def run_replay(cfg: ReplayConfig) -> ReplayResult:
     engine = build_engine(cfg)
     fp_kv_blocks = engine.memory.num_kv_blocks     # before any policy swaps layers
     runtime = attach_policy(engine, cfg.policy, out_dir)
-    workload = build_workload(trace, cfg.dataset, engine.tokenizer, _random_token_range(engine),
+    workload = build_workload(trace, cfg.dataset, engine.tokenizer, random_token_range(engine),
                               chat_frame(engine.tokenizer, cfg.model.chat_template))
     steps: list[StepStats] = []
     engine.add_step_hook(steps.append)
-    online = AsyncLLMEngine(engine)
-    online.start()
     try:
-        outputs = asyncio.run(replay(online, workload, ignore_eos=cfg.ignore_eos))
+        outputs = _replay(engine, cfg, workload)
+        transitions = len(runtime.events) if runtime is not None else 0     # the restore at close is not counted
     finally:
-        online.shutdown()
         if runtime is not None:
             runtime.close()
     records = [RequestRecord.from_output(out, i, w.dataset_id, w.reference_answers)
                for i, (out, w) in enumerate(zip(outputs, workload))]
-    result = ReplayResult(score(cfg, records), records, steps, fp_kv_blocks,
-                          min(r.arrival_time for r in records))
+    row = {**score(cfg, records), "morph_transitions": transitions,
+           "peak_kv_blocks": max((s.kv_blocks_capacity for s in steps), default=fp_kv_blocks)}
+    result = ReplayResult(row, records, steps, fp_kv_blocks, min(r.arrival_time for r in records))
     result.save(out_dir)
     print_report([result.row], out_dir)
     return result
 
 
 def build_engine(cfg: ReplayConfig) -> LLMEngine:
-    e = cfg.engine
-    return LLMEngine(EngineConfig(
-        model=cfg.model.path, memory_budget_bytes=int(e.memory_budget_mb * MB), block_size=e.block_size,
-        max_num_seqs=e.max_num_seqs, max_num_batched_tokens=e.max_num_batched_tokens, max_model_len=e.max_model_len))
+    """The real engine, or (``backend=sim``) the same engine over the simulator's worker on ``cfg.hardware``."""
+    e, simulated = cfg.engine, cfg.backend.simulated
+    config = EngineConfig(
+        model=cfg.model.checkpoint_or_preset(simulated), block_size=e.block_size, max_num_seqs=e.max_num_seqs,
+        memory_budget_bytes=None if e.memory_budget_mb is None else int(e.memory_budget_mb * MB),
+        max_num_batched_tokens=e.max_num_batched_tokens, max_model_len=e.max_model_len)
+    return simulated_engine(config, cfg.hardware.spec()) if simulated else LLMEngine(config)
+
+
+def _replay(engine: LLMEngine, cfg: ReplayConfig, workload: list[WorkloadRequest]) -> list[RequestOutput]:
+    """Open-loop replay: through the online engine in real time, or event-driven on the simulator's clock."""
+    if cfg.backend.simulated:
+        return replay_simulated(engine, engine.clock, workload, ignore_eos=cfg.ignore_eos)
+    online = AsyncLLMEngine(engine)
+    online.start()
+    try:
+        return asyncio.run(replay(online, workload, ignore_eos=cfg.ignore_eos))
+    finally:
+        online.shutdown()
 
 
 def chat_frame(tokenizer: LlamaTokenizer, use_template: bool) -> tuple[str, str]:
@@ -104,13 +120,13 @@ def score(cfg: ReplayConfig, records: list[RequestRecord]) -> dict:
     row = {"policy": cfg.policy.name, **latency_metrics(records, slo=slo)}
     row.update(provenance_summary([r.token_quantized_layers for r in records]))
     scored = [r for r in records if r.reference_answers]
-    if scored:
+    if scored and not cfg.backend.simulated:         # a simulated model generates no real text
         language = EVAL_SETS[cfg.dataset.name].language
         row.update(quality_scores([r.output_text for r in scored], [r.reference_answers for r in scored], language))
     return row
 
 
-def _random_token_range(engine: LLMEngine) -> range:
+def random_token_range(engine: LLMEngine) -> range:
     vocab = engine.model_config.vocab_size
     return range(min(1000, vocab // 2), vocab)
 

@@ -17,15 +17,13 @@ from swiftllm.sampling_params import SamplingParams
 from swiftllm.server.block_manager import BlockManager
 from swiftllm.server.detokenizer import IncrementalDetokenizer
 from swiftllm.server.memory import MemoryPlan, plan_memory
+from swiftllm.server.model_source import ModelSource, load_model_source
 from swiftllm.server.scheduler import ScheduledBatch, Scheduler, SchedulerConfig
 from swiftllm.server.structs import KVResize, Request, RequestOutput, RequestStatus, StepStats, TokenRecord
-from swiftllm.server.tokenization import LlamaTokenizer
 from swiftllm.server.validation import check_arrival_time, check_request_id, check_sampling_params, prompt_token_ids
 from swiftllm.worker.batch import SequenceChunk, WorkerBatch
 from swiftllm.worker.kv_cache import PagedKVCache
-from swiftllm.worker.runner import ModelRunner
 from swiftllm.worker.weight import ModelWeights
-from swiftllm.worker.weight_loader import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -35,21 +33,20 @@ FULL_PRECISION = "fp"
 
 
 class LLMEngine:
-    def __init__(self, config: EngineConfig, clock: Clock = time.perf_counter):
+    def __init__(self, config: EngineConfig, clock: Clock = time.perf_counter, source: ModelSource | None = None):
+        """``source``: the model and its worker; by default ``config.model`` loaded and served by the computing
+        worker (the simulator passes one whose worker predicts time on ``clock``)."""
         self.config = config
         self.clock = clock
-        dtype = config.torch_dtype()
-        self.model_config, weights = load_model(config.model, dtype, config.device)
-        self.tokenizer = LlamaTokenizer.load(config.model)
+        source = source or load_model_source(config)
+        self.model_config, self.tokenizer = source.model_config, source.tokenizer
         self.max_model_len = config.max_model_len or min(self.model_config.max_position_embeddings, 4096)
-        block_bytes = PagedKVCache.block_bytes(self.model_config, config.block_size, dtype)
-        self._memory = plan_memory(self.model_config, config, weights.nbytes(), block_bytes, self.max_model_len)
+        block_bytes = PagedKVCache.block_bytes(self.model_config, config.block_size, config.torch_dtype())
+        self._memory = plan_memory(self.model_config, config, source.weight_bytes, block_bytes, self.max_model_len)
         self._memory.log()
-        kv_cache = PagedKVCache(self.model_config, self._memory.num_kv_blocks, config.block_size, dtype, config.device,
-                                max_blocks=self._memory.budget_bytes // block_bytes)   # room to grow within the budget
         self.block_manager = BlockManager(self._memory.num_kv_blocks, config.block_size, config.watermark)
         self.scheduler = Scheduler(SchedulerConfig(config.max_num_seqs, config.max_num_batched_tokens), self.block_manager)
-        self.worker = ModelRunner(self.model_config, weights, kv_cache, self.max_model_len, config.seed)
+        self.worker = source.make_worker(self._memory, self.max_model_len)
         self.requests: dict[str, Request] = {}
         self._detokenizers: dict[str, IncrementalDetokenizer] = {}
         self._step_hooks: list[StepHook] = []
@@ -184,7 +181,8 @@ class LLMEngine:
                       request_id=self._new_request_id() if request_id is None else request_id,
                       prompt=prompt if isinstance(prompt, str) else None)
         self.requests[req.request_id] = req
-        self._detokenizers[req.request_id] = IncrementalDetokenizer(self.tokenizer.decode, len(token_ids))
+        if params.detokenize:
+            self._detokenizers[req.request_id] = IncrementalDetokenizer(self.tokenizer.decode, len(token_ids))
         self.scheduler.add(req)
         self._num_arrivals += 1
         return req
@@ -202,11 +200,16 @@ class LLMEngine:
     # ---- the step --------------------------------------------------------------------------------------
 
     def step(self) -> list[RequestOutput]:
-        """One iteration: schedule, run, sample, stop checks, step hooks. Returns the requests that advanced.
+        """One iteration (``step_requests``); a snapshot of every request that advanced."""
+        return [RequestOutput.of(req) for req in self.step_requests()]
+
+    def step_requests(self) -> list[Request]:
+        """One iteration: schedule, run, sample, stop checks, step hooks. Returns the requests that advanced (the
+        engine's own records: read them, change nothing), for callers that need no snapshot per step.
 
         A failure while running the batch is contained: the chunks are run again one by one and only the requests
         whose own chunk fails end, with ``finish_reason == "error"``; the others go on. A failing step hook raises
-        out of ``step()`` (the step's tokens are already appended)."""
+        out of the step (the step's tokens are already appended)."""
         start = self.clock()
         batch = self.scheduler.schedule()
         worker_batch = self._worker_batch(batch)
@@ -225,7 +228,7 @@ class LLMEngine:
                 self._append_token_or_fail(req, tokens[req.request_id], now, ttfts, tpots)
                 advanced.append(req)
         self._run_hooks(batch, start, now, ttfts, tpots)
-        return [RequestOutput.of(req) for req in advanced]
+        return advanced
 
     def _execute(self, batch: WorkerBatch) -> tuple[dict[str, int], dict[str, Exception]]:
         """Sampled token per sequence id, and the failure of every sequence whose chunk cannot run."""
@@ -272,13 +275,14 @@ class LLMEngine:
 
     def _append_token(self, req: Request, token: int, now: float, ttfts: list, tpots: list) -> None:
         """Append the sampled token, record when and under which precisions it was made, check the stop conditions."""
-        req.token_ids.append(token)
-        req.token_records.append(TokenRecord(now, self._num_quantized_layers, self._precision_version))
+        req.record_token(token, TokenRecord(now, self._num_quantized_layers, self._precision_version))
         if req.num_output_tokens == 1:
             ttfts.append(now - req.arrival_time)
-        new_text = self._detokenizers[req.request_id].update(req.token_ids)
+        detokenizer = self._detokenizers.get(req.request_id)
+        new_text = detokenizer.update(req.token_ids) if detokenizer else ""
         reason = self._stop_reason(req, token, new_text)
-        req.output_text = self._detokenizers[req.request_id].text
+        if detokenizer:
+            req.output_text = detokenizer.text
         if reason is not None:
             self._finish(req, reason)
             if req.num_output_tokens > 1:
@@ -311,9 +315,10 @@ class LLMEngine:
     def _finish(self, req: Request, reason: str, remove_from_scheduler: bool = True) -> None:
         if remove_from_scheduler:
             self.scheduler.finish(req)
-        detokenizer = self._detokenizers.pop(req.request_id)
-        detokenizer.update(req.token_ids, final=True)
-        req.output_text = detokenizer.text
+        detokenizer = self._detokenizers.pop(req.request_id, None)
+        if detokenizer:
+            detokenizer.update(req.token_ids, final=True)
+            req.output_text = detokenizer.text
         req.status = RequestStatus.FINISHED
         req.finish_reason = reason
         req.finish_time = self.clock()
@@ -380,8 +385,7 @@ class LLM:
         reqs = self._add_all(prompts, params_list)
         progress = _progress(len(reqs), use_tqdm)
         while self.engine.has_unfinished():
-            finished = sum(o.finished for o in self.engine.step())
-            progress.update(finished)
+            progress.update(sum(req.is_finished for req in self.engine.step_requests()))
         progress.close()
         return [RequestOutput.of(r) for r in reqs]
 

@@ -24,6 +24,11 @@ class MemoryPlan:
     def kv_bytes(self) -> int:
         return self.num_kv_blocks * self.block_bytes
 
+    @property
+    def max_kv_blocks(self) -> int:
+        """The most blocks the pool may ever grow to: the whole budget (the address space a KV pool reserves)."""
+        return self.budget_bytes // self.block_bytes
+
     def log(self) -> None:
         mb = 1e6
         logger.info("memory budget %.1f MB = weights %.1f MB + workspace %.1f MB + KV %.1f MB (%d blocks of %.1f KB) + free %.1f MB",
@@ -35,15 +40,16 @@ class MemoryPlan:
 def activation_workspace_bytes(cfg: LlamaModelConfig, config: EngineConfig, max_model_len: int) -> int:
     """Peak bytes of live activations in one forward pass at the scheduler's limits.
 
-    Counted from the model's tensor shapes (on CPU no allocator statistics exist to measure a profile run):
-    the per-row activations of one layer at ``max_num_batched_tokens`` rows, the decode-attention K/V gather
-    and scores at ``max_num_seqs`` sequences of ``max_model_len`` tokens, and the logits.
+    Counted from the model's tensor shapes (on CPU no allocator statistics exist to measure a profile run): the
+    per-row activations of one layer at ``max_num_batched_tokens`` rows and the logits; on CPU also the K/V gather
+    and scores of the torch decode-attention path at ``max_num_seqs`` sequences of ``max_model_len`` tokens (CUDA's
+    paged kernels read the cache in place).
     """
     elem = torch.tensor([], dtype=config.torch_dtype()).element_size()
     rows = config.max_num_batched_tokens
     per_row = 4 * cfg.hidden_size + (cfg.q_size + 2 * cfg.kv_size) + 2 * cfg.q_size + 3 * cfg.intermediate_size
     seqs = min(config.max_num_seqs, rows)
-    gather = seqs * max_model_len * (2 * cfg.kv_size + 2 * cfg.num_q_heads)
+    gather = seqs * max_model_len * (2 * cfg.kv_size + 2 * cfg.num_q_heads) if config.device == "cpu" else 0
     logits = 2 * seqs * cfg.vocab_size * 4
     return (rows * per_row + gather) * elem + logits
 

@@ -37,7 +37,9 @@ class Request:
     num_computed: int = 0
     block_table: list[int] = field(default_factory=list)
     first_scheduled_time: float | None = None
-    token_records: list[TokenRecord] = field(default_factory=list)
+    token_times: list[float] = field(default_factory=list)             # per output token: when it was made
+    token_quantized_layers: list[int] = field(default_factory=list)    # ... how many layers were quantized then
+    token_precision_versions: list[int] = field(default_factory=list)  # ... which precision map was in force
     finish_time: float | None = None
     finish_reason: str | None = None       # "length" | "stop" | "abort" | "error"
     num_preemptions: int = 0
@@ -69,7 +71,18 @@ class Request:
 
     @property
     def first_token_time(self) -> float | None:
-        return self.token_records[0].time if self.token_records else None
+        return self.token_times[0] if self.token_times else None
+
+    @property
+    def token_records(self) -> list[TokenRecord]:
+        return [TokenRecord(*record) for record in
+                zip(self.token_times, self.token_quantized_layers, self.token_precision_versions)]
+
+    def record_token(self, token: int, record: TokenRecord) -> None:
+        self.token_ids.append(token)
+        self.token_times.append(record.time)
+        self.token_quantized_layers.append(record.num_quantized_layers)
+        self.token_precision_versions.append(record.precision_version)
 
 
 @dataclass(slots=True)
@@ -108,11 +121,10 @@ class RequestOutput:
 
     @staticmethod
     def of(req: Request) -> "RequestOutput":
-        records = req.token_records
         completion = CompletionOutput(
             index=0, text=req.output_text, token_ids=req.output_token_ids, finish_reason=req.finish_reason,
-            token_times=[r.time for r in records], token_quantized_layers=[r.num_quantized_layers for r in records],
-            token_precision_versions=[r.precision_version for r in records])
+            token_times=list(req.token_times), token_quantized_layers=list(req.token_quantized_layers),
+            token_precision_versions=list(req.token_precision_versions))
         metrics = RequestMetrics(req.arrival_time, req.first_scheduled_time, req.first_token_time, req.finish_time,
                                  req.num_preemptions)
         return RequestOutput(req.request_id, req.prompt, list(req.prompt_token_ids), [completion], req.is_finished,

@@ -48,7 +48,8 @@ class ModelWeights:
     layers: list[LayerWeights]
 
     def nbytes(self) -> int:
-        tied = self.lm_head.data_ptr() == self.embed_tokens.data_ptr()
+        tied = self.lm_head is self.embed_tokens or (
+            self.lm_head.device.type != "meta" and self.lm_head.data_ptr() == self.embed_tokens.data_ptr())
         own = self.embed_tokens.nbytes + self.final_norm.nbytes + (0 if tied else self.lm_head.nbytes)
         return own + sum(layer.nbytes() for layer in self.layers)
 

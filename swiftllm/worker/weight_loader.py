@@ -82,6 +82,21 @@ def load_model(path: str, dtype: torch.dtype = torch.float32, device: str = "cpu
     return cfg, weights
 
 
+def load_model_config(path: str) -> LlamaModelConfig:
+    """The hyper-parameters of a GGUF file or HF folder, without reading any weight."""
+    path = resolve_model_path(path)
+    if not is_gguf(path):
+        return LlamaModelConfig.from_hf_folder(path)
+    import gguf
+    reader = gguf.GGUFReader(path)
+    return _gguf_config(reader)
+
+
+def _gguf_config(reader) -> LlamaModelConfig:
+    has_output = any(t.name == "output.weight" for t in reader.tensors)
+    return LlamaModelConfig.from_gguf_fields(gguf_fields(reader), has_output_tensor=has_output)
+
+
 def _assemble(cfg: LlamaModelConfig, get: Callable[[str], torch.Tensor], dtype, device) -> ModelWeights:
     def fetch(name: str) -> torch.Tensor:
         return get(name).to(dtype=dtype, device=device)
@@ -110,7 +125,7 @@ def _gguf_source(path: str):
     import gguf
     reader = gguf.GGUFReader(path)
     tensors = {t.name: t for t in reader.tensors}
-    cfg = LlamaModelConfig.from_gguf_fields(gguf_fields(reader), has_output_tensor="output.weight" in tensors)
+    cfg = _gguf_config(reader)
 
     def get(key) -> torch.Tensor:
         name = _lookup(key).gguf

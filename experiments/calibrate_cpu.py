@@ -1,0 +1,112 @@
+"""Time this CPU engine's ops on this machine and write the simulator's ``cpu`` op table.
+
+    python experiments/calibrate_cpu.py [--threads 2] [--out swiftllm/sim/op_tables/cpu_smollm2-135m.json]
+
+Times, on the embedded model's real weights: a decoder layer outside attention at FP / INT8 / INT4 by token count,
+decode and prefill attention (fitted), the LM head by sampled rows; this machine's read, CRC-32 and swap-copy (under
+decode load) speeds; then replays the default synthetic burst online under fp, static_int4 and morph_accuracy and
+fits each step's period as ``op_scale * ops + step + per_sequence * D``. About five minutes on the 2-core machine;
+run it with nothing else running. The simulator's fidelity against real replays is measured by
+``experiments/validate_sim.py``.
+"""
+import argparse
+import datetime
+import json
+import logging
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from experiments.calibration.machine import checksum_gbs, read_gbs, swap_copy_gbs_under_load
+from experiments.calibration.op_timing import (
+    HEAD_ROWS, LAYER_TOKENS, fit_decode_attention, fit_prefill_attention, head_seconds, layer_seconds,
+)
+from experiments.calibration.step_fit import fit_overhead, record_steps
+from experiments.replay.config import PolicySection, ReplayConfig
+from experiments.replay.policy import attach_policy
+from experiments.replay.run import build_engine, random_token_range
+from experiments.workload import build_workload, load_workload_trace
+from morph.runtime import MorphConfig, attach_morph
+from swiftllm.quant.model_quantizer import quantize_model
+from swiftllm.quant.spec import VariantSpec
+from swiftllm.sim.cost_model import CostModel
+from swiftllm.sim.cpu_ops import SHAPE_FIELDS, CpuOps, CpuOpTable
+from swiftllm.sim.hardware_config import OP_TABLE_DIR
+
+FIT_POLICIES = ("fp", "static_int4", "morph_accuracy")
+
+
+def time_ops(engine) -> dict:
+    cfg, weights = engine.model_config, engine.model_weights
+    layers = {"fp": list(weights.layers), "int8": quantize_model(weights, cfg, VariantSpec("int8")),
+              "int4": quantize_model(weights, cfg, VariantSpec("rtn", 128))}
+    logging.info("timing decoder layers at %s tokens", LAYER_TOKENS)
+    layer = {p: tuple(layer_seconds(variant, cfg, t) for t in LAYER_TOKENS) for p, variant in layers.items()}
+    logging.info("timing attention and the LM head")
+    return {"layer_tokens": LAYER_TOKENS, "layer_seconds": layer, "decode_attention": fit_decode_attention(cfg),
+            "prefill_attention": fit_prefill_attention(cfg), "head_rows": HEAD_ROWS,
+            "head_seconds": tuple(head_seconds(weights, cfg, rows) for rows in HEAD_ROWS)}
+
+
+def time_machine(engine) -> dict[str, float]:
+    logging.info("timing read, CRC-32 and the swap copy under decode load")
+    runtime = attach_morph(engine, MorphConfig(policy=None, int4_method="rtn"))
+    try:
+        copy = swap_copy_gbs_under_load(engine, runtime)
+    finally:
+        runtime.close()
+    return {"read_gbs": read_gbs(), "checksum_gbs": checksum_gbs(), "copy_gbs": copy,
+            "threads": torch.get_num_threads()}
+
+
+def fit_steps(ops: dict, model: dict) -> dict[str, float]:
+    """Replay the default burst online under each of FIT_POLICIES and fit the step periods."""
+    provisional = CpuOpTable(model=model, overhead={"op_scale": 1.0, "step_s": 0.0, "per_sequence_s": 0.0},
+                             machine={}, provenance={}, **ops)
+    samples = []
+    events_dir = tempfile.mkdtemp(prefix="calibration-events-")
+    for policy in FIT_POLICIES:
+        logging.info("replaying the default burst under %s", policy)
+        cfg = ReplayConfig(policy=PolicySection(name=policy), plots=False)
+        engine = build_engine(cfg)
+        cost = CostModel(CpuOps(provisional, engine.model_config))
+        runtime = attach_policy(engine, cfg.policy, Path(events_dir))
+        workload = build_workload(load_workload_trace(cfg.trace), cfg.dataset, engine.tokenizer,
+                                  random_token_range(engine))
+        try:
+            samples += record_steps(engine, workload)
+        finally:
+            if runtime is not None:
+                runtime.close()
+    logging.info("fitting %d step periods", len(samples))
+    return fit_overhead(samples, cost)
+
+
+def provenance(args) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {"date": datetime.date.today().isoformat(), "commit": commit, "processor": platform.processor(),
+            "machine": platform.machine(), "command": f"python experiments/calibrate_cpu.py --threads {args.threads}"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(Path(OP_TABLE_DIR) / "cpu_smollm2-135m.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    engine = build_engine(ReplayConfig(plots=False))
+    model = {"name": engine.model_config.name, **{f: getattr(engine.model_config, f) for f in SHAPE_FIELDS}}
+    ops = time_ops(engine)
+    machine = time_machine(engine)
+    table = CpuOpTable(model=model, overhead=fit_steps(ops, model), machine=machine, provenance=provenance(args), **ops)
+    Path(args.out).write_text(json.dumps(table.to_json(), indent=1) + "\n")
+    print(json.dumps({"overhead": table.overhead, "machine": table.machine}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""The simulator: the real engine and morph loop over a cost-model worker on a virtual clock. Determinism, the cost
+model against the operator tables, the memory and KV arithmetic against the real engine, the same scheduling
+decisions as a real run given its step times, and clear errors for bad hardware and models."""
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
+
+from experiments.replay.figures import register_schemas
+from experiments.replay.run import run_replay
+from experiments.replay.sim_driver import replay_simulated
+from experiments.workload.content import WorkloadRequest
+from morph.runtime import MorphConfig, attach_morph
+from swiftllm import EngineConfig, LLMEngine, SamplingParams
+from swiftllm.model_presets import preset_config
+from swiftllm.server.model_source import ModelSource
+from swiftllm.sim.clock import VirtualClock
+from swiftllm.sim.cost_model import CostModel, ProfiledOps, RooflineOps
+from swiftllm.sim.cpu_ops import SHAPE_FIELDS, CpuOpTable
+from swiftllm.sim.engine import simulated_engine
+from swiftllm.sim.hardware import HardwareSpec, SpeedupCurve
+from swiftllm.sim.hardware_config import load_hardware
+from swiftllm.sim.model_bytes import meta_weights
+from swiftllm.sim.profile_table import LINEAR_OPS, OTHER_LAYER_OPS, load_op_profile
+from swiftllm.sim.worker import SimWorker
+from swiftllm.worker.batch import SequenceChunk, WorkerBatch
+from swiftllm.worker.weight_loader import load_model_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+SHARED = Path(os.environ.get("MORPHSERVE_SHARED", ROOT.parent / "shared"))
+VIDUR = SHARED / "profiles" / "vidur"
+needs_profiles = pytest.mark.skipif(not VIDUR.is_dir(), reason=f"Vidur operator tables not found in {VIDUR}")
+register_schemas()
+
+
+def hardware(name: str, **changes) -> HardwareSpec:
+    values = OmegaConf.to_container(OmegaConf.load(CONFIGS / "hardware" / f"{name}.yaml"), resolve=True)
+    values.pop("num_threads")
+    return load_hardware({**values, **changes})
+
+
+def synthetic_cpu_table(cfg, path: Path) -> str:
+    """An op table for ``cfg``'s shapes with simple made-up costs (the arithmetic tests need a table, not a
+    machine)."""
+    table = CpuOpTable(
+        model={"name": "tiny", **{f: getattr(cfg, f) for f in SHAPE_FIELDS}}, layer_tokens=(1, 64, 512),
+        layer_seconds={"fp": (1e-4, 2e-4, 1e-3), "int8": (6e-5, 1.5e-4, 1.1e-3), "int4": (4e-5, 1.4e-4, 1.2e-3)},
+        decode_attention={"per_call_s": 1e-5, "per_sequence_s": 1e-6, "per_context_token_s": 1e-8},
+        prefill_attention={"per_call_s": 1e-5, "per_query_key_s": 1e-9, "per_context_token_s": 1e-8},
+        head_rows=(1, 64), head_seconds=(1e-4, 5e-4), overhead={"op_scale": 1.0, "step_s": 1e-4, "per_sequence_s": 1e-5},
+        machine={"read_gbs": 20.0, "copy_gbs": 2.0, "checksum_gbs": 1.0, "threads": 1}, provenance={"made": "by a test"})
+    path.write_text(json.dumps(table.to_json()))
+    return str(path)
+
+
+@pytest.fixture
+def tiny_cpu(tiny_llama, tmp_path) -> HardwareSpec:
+    table = synthetic_cpu_table(load_model_config(tiny_llama), tmp_path / "tiny_ops.json")
+    return hardware("cpu", op_table=table)
+
+
+# ---- the cost model against the operator tables --------------------------------------------------------------------
+
+@needs_profiles
+@pytest.mark.parametrize("table, preset", [("a100_meta-llama_Llama-2-7b-hf", "llama-2-7b"),
+                                           ("a100_codellama_CodeLlama-34b-Instruct-hf", "codellama-34b"),
+                                           ("h100_meta-llama_Llama-2-7b-hf", "llama-2-7b")])
+def test_the_cost_model_reproduces_the_profile_tables_and_interpolates_monotonically(table, preset):
+    profile = load_op_profile(str(VIDUR / f"{table}.mlp.csv"))
+    ops = ProfiledOps(hardware("a100"), preset_config(preset), profile)
+    for i, tokens in enumerate(profile.tokens):
+        measured = sum(profile.times[op][i] * (2 if op == "add" else 1) for op in LINEAR_OPS + OTHER_LAYER_OPS)
+        assert ops.layer(tokens, "fp") == pytest.approx(measured, rel=0.02)
+    for low, high in zip(profile.tokens, profile.tokens[1:]):
+        ends = sorted((ops.layer(low, "fp"), ops.layer(high, "fp")))
+        for tokens in range(low, high + 1, max(1, (high - low) // 4)):
+            assert ends[0] - 1e-12 <= ops.layer(tokens, "fp") <= ends[1] + 1e-12
+
+
+@needs_profiles
+def test_the_stated_efficiencies_are_the_fit_to_the_a100_table():
+    from swiftllm.sim.efficiency_fit import fit_efficiencies
+    profile = load_op_profile(str(VIDUR / "a100_meta-llama_Llama-2-7b-hf.mlp.csv"))
+    fitted = fit_efficiencies(profile, preset_config("llama-2-7b"), hardware("a100"))
+    for name in ("l4", "a100"):
+        spec = hardware(name)
+        assert spec.compute_efficiency == pytest.approx(fitted.compute, abs=0.01)
+        assert spec.memory_efficiency == pytest.approx(fitted.memory, abs=0.01)
+
+
+def test_the_roofline_is_memory_bound_at_decode_and_compute_bound_at_prefill():
+    ops = RooflineOps(hardware("l4"), preset_config("llama-2-7b"))
+    l4 = hardware("l4")
+    weights = 2 * ops.linear_params
+    assert ops.layer(1, "fp") == pytest.approx(weights / (l4.memory_bandwidth_gbs * 1e9 * l4.memory_efficiency), rel=0.01)
+    flops = 2 * 2048 * ops.linear_params
+    assert ops.layer(2048, "fp") == pytest.approx(flops / (l4.peak_tflops * 1e12 * l4.compute_efficiency), rel=0.01)
+    assert ops.layer(1, "int4") == pytest.approx(ops.layer(1, "fp") / 3.0)
+    assert ops.layer(2, "fp") < ops.layer(200, "fp") < ops.layer(2000, "fp")
+
+
+def test_speedup_curves_interpolate_on_log_tokens_and_hold_beyond_the_ends():
+    curve = SpeedupCurve((1, 16, 256), (3.0, 2.0, 1.0))
+    assert (curve.at(1), curve.at(16), curve.at(4), curve.at(64), curve.at(10_000)) == (3.0, 2.0, 2.5, 1.5, 1.0)
+    with pytest.raises(ValueError, match="increasing"):
+        SpeedupCurve((4, 1), (1.0, 1.0))
+
+
+# ---- memory and KV arithmetic: one code path with the real engine ---------------------------------------------------
+
+def test_the_memory_plan_and_kv_capacity_equal_the_real_engines(tiny_llama, tiny_cpu):
+    config = EngineConfig(model=tiny_llama, memory_budget_bytes=3_000_000, block_size=4, max_num_seqs=8,
+                          max_num_batched_tokens=64, max_model_len=128)
+    real, sim = LLMEngine(config), simulated_engine(config, tiny_cpu)
+    assert sim.memory == real.memory and sim.max_kv_blocks == real.max_kv_blocks
+    rtn = MorphConfig(policy=None, int4_method="rtn", variant_cache_dir=None)
+    real_runtime, sim_runtime = attach_morph(real, rtn), attach_morph(sim, rtn)
+    for plan in (["int4", "fp", "int8"], ["int4"] * 3, ["int8", "int4", "int8"], ["fp"] * 3):
+        real_runtime.apply(plan)
+        sim_runtime.apply(plan)
+        assert sim.kv_capacity == real.kv_capacity and sim.memory == real.memory
+        assert sim.num_quantized_layers == real.num_quantized_layers
+    for precision in ("fp", "int8", "int4"):
+        from morph.plan import Precision
+        assert sim_runtime.swapper.variant_bytes(0, Precision(precision)) == \
+            real_runtime.swapper.variant_bytes(0, Precision(precision))
+    real_runtime.close()
+    sim_runtime.close()
+
+
+def test_paper_models_fit_their_gpus_and_too_large_a_model_is_refused():
+    engine = simulated_engine(EngineConfig(model="llama-2-7b", max_num_seqs=256, max_num_batched_tokens=2048,
+                                           max_model_len=2048), hardware("l4"))
+    assert engine.memory.weight_bytes == pytest.approx(6.74e9 * 2, rel=0.01) and engine.kv_capacity > 500
+    with pytest.raises(ValueError, match="too small"):
+        simulated_engine(EngineConfig(model="codellama-34b", max_model_len=2048), hardware("l4"))
+    with pytest.raises(ValueError, match="unknown model preset|not found"):
+        simulated_engine(EngineConfig(model="llama-9-900b"), hardware("l4"))
+
+
+def test_bad_hardware_names_and_values_fail_clearly():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        with pytest.raises(MissingConfigException, match="hardware/tpu"):
+            compose("config", overrides=["hardware=tpu"])
+        with pytest.raises(ValueError, match="memory_efficiency must lie in"):
+            OmegaConf.to_object(compose("config", overrides=["backend=sim", "hardware=l4", "model=llama-2-7b",
+                                                             "engine=gpu", "hardware.memory_efficiency=1.5"]))
+        with pytest.raises(ValueError, match="runs only simulated"):
+            OmegaConf.to_object(compose("config", overrides=["hardware=l4"]))
+
+
+# ---- determinism and the same decisions as a real run ------------------------------------------------------------------
+
+def _workload(n: int = 24, seed: int = 3) -> list[WorkloadRequest]:
+    import random
+    rng = random.Random(seed)
+    arrivals = sorted(rng.uniform(0.0, 0.05) for _ in range(n))
+    return [WorkloadRequest(t, [rng.randrange(3, 250) for _ in range(rng.randint(4, 60))], rng.randint(4, 30))
+            for t in arrivals]
+
+
+def test_a_simulated_replay_is_deterministic(tiny_llama, tiny_cpu):
+    def run():
+        engine = simulated_engine(EngineConfig(model=tiny_llama, num_kv_blocks=24, block_size=4, max_model_len=128,
+                                               max_num_batched_tokens=64), tiny_cpu)
+        runtime = attach_morph(engine, MorphConfig(policy="morph_performance", int4_method="rtn", variant_cache_dir=None))
+        outputs = replay_simulated(engine, engine.clock, _workload(), show_progress=False)
+        runtime.close()
+        return [(o.outputs[0].token_times, o.outputs[0].token_quantized_layers) for o in outputs], runtime.events
+    (first, events), (second, again) = run(), run()
+    assert first == second and events == again and events, "the run was meant to morph"
+
+
+class RecordedDurations:
+    """A cost model that replays the step durations of a real run, in order."""
+
+    def __init__(self, durations: list[float]):
+        self.durations = list(durations)
+
+    def step_time(self, batch: WorkerBatch, precisions) -> float:
+        return self.durations.pop(0)
+
+
+def _decisions(engine: LLMEngine, clock: VirtualClock, workload) -> dict:
+    """Replay ``workload`` with the event-driven driver and record each step's batch, preemptions and first tokens."""
+    batches, preemptions = [], []
+    execute = engine.worker.execute
+
+    def recorded(batch: WorkerBatch):
+        batches.append([(c.seq_id, c.num_tokens) for c in batch.chunks])
+        return execute(batch)
+    engine.worker.execute = recorded
+    engine.add_step_hook(lambda stats: preemptions.append(stats.num_preemptions))
+    outputs = replay_simulated(engine, clock, workload, show_progress=False)
+    return {"batches": batches, "preemptions": preemptions,
+            "first_token": [o.outputs[0].token_times[0] for o in outputs]}
+
+
+def test_with_a_real_runs_step_times_the_simulator_makes_the_same_decisions(tiny_llama, tiny_cpu):
+    config = EngineConfig(model=tiny_llama, num_kv_blocks=20, block_size=4, max_model_len=128, max_num_batched_tokens=48,
+                          watermark=0.0)
+    real_clock = VirtualClock()
+    real = LLMEngine(config, clock=real_clock)
+    durations, execute = [], real.worker.execute
+
+    def timed(batch: WorkerBatch):
+        start = time.perf_counter()
+        tokens = execute(batch)
+        durations.append(time.perf_counter() - start)
+        real_clock.advance(durations[-1])
+        return tokens
+    real.worker.execute = timed
+    reference = _decisions(real, real_clock, _workload())
+    assert sum(reference["preemptions"]) > 0, "the pool was meant to be too small"
+    sim_clock = VirtualClock()
+    source = ModelSource(real.model_config, real.tokenizer, real.memory.weight_bytes,
+                         lambda plan, max_len: SimWorker(RecordedDurations(durations), tiny_cpu, sim_clock,
+                                                         meta_weights(real.model_config, config.torch_dtype()),
+                                                         plan.max_kv_blocks, plan.block_bytes, 5))
+    simulated = _decisions(LLMEngine(config, clock=sim_clock, source=source), sim_clock, _workload())
+    assert simulated == reference
+
+
+def test_the_replay_entry_point_runs_the_simulator_at_paper_scale_quickly(tmp_path):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        cfg = OmegaConf.to_object(compose("config", overrides=[
+            "backend=sim", "hardware=l4", "model=llama-2-7b", "engine=gpu", "policy=morph_performance",
+            "trace.synthetic.num_requests=120", "trace.synthetic.request_rate=8", "trace.shaping.fixed_prompt_len=512",
+            "trace.shaping.fixed_output_len=256", "plots=false",
+            f"output_dir={tmp_path}"]))
+    start = time.perf_counter()
+    result = run_replay(cfg)
+    assert time.perf_counter() - start < 30
+    assert result.row["completed"] == 120 and result.row["morph_transitions"] > 0
+    assert max(s.kv_blocks_capacity for s in result.steps) > result.fp_kv_blocks
+    assert "rouge_l" not in result.row and 0 < result.row["share_tokens_quantized"] <= 1
