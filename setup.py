@@ -24,7 +24,8 @@ def host_arena_extension() -> CppExtension:
 
 def cpu_kernels_extension() -> CppExtension:
     """``at::parallel_for`` is inline OpenMP: without -fopenmp the kernels would run on one thread."""
-    sources = ["csrc/skinny_linear.cpp", "csrc/int4pack_linear.cpp", "csrc/paged_decode_attention.cpp",
+    sources = ["csrc/skinny_linear.cpp", "csrc/int4_linear.cpp", "csrc/int8_linear.cpp", "csrc/checksum.cpp",
+               "csrc/paged_decode_attention.cpp",
                "csrc/decoder_ops.cpp", "csrc/cpu_kernels_bindings.cpp"]
     return CppExtension("swiftllm._cpu_kernels", sources, extra_compile_args=COMPILE_ARGS["cxx"] + ["-fopenmp"],
                         extra_link_args=["-fopenmp"])

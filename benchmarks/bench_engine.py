@@ -16,6 +16,7 @@ import time
 import torch
 
 from swiftllm import LLM, EngineConfig, SamplingParams
+from swiftllm.worker.weight import vocab_tensors
 from swiftllm.worker.weight_loader import embedded_model_path
 
 GiB = 1 << 30
@@ -107,8 +108,9 @@ def bytes_per_decode_step(llm: LLM, context_len: int) -> int:
     lookup reads one row), plus the K/V of the context."""
     w = llm.engine.model_weights
     layers = sum(layer.nbytes() for layer in w.layers)
+    head = sum(t.nbytes for t in vocab_tensors(w.lm_head).values())
     kv = context_len * llm.engine.model_config.kv_bytes_per_token(4)
-    return layers + w.final_norm.nbytes + w.lm_head.nbytes + kv
+    return layers + w.final_norm.nbytes + head + kv
 
 
 def load_hf():

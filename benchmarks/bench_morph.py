@@ -11,8 +11,8 @@
    stall, target < 2%. On CPU the swap's background work (checksum, copy, and on a raise the page
    faults that bring the released tail back) shares the cores with the decode.
 3. Swaps under load: a plan lowering 4 layers to INT4, then raising them back, while ``--batch`` requests
-   decode; wall time and decode steps until every swap settled (the background thread runs at the lowest
-   CPU priority, so here it mostly gets the cores' idle moments).
+   decode; wall time and decode steps until every swap settled, and the mean step time over those steps against
+   the steady steps just before (the stall; the swaps' work takes a share of each step, ``MorphConfig.swap_step_share``).
 4. KV resize latency: growing and shrinking by one layer's worth of blocks, idle and with live
    blocks to move.
 Timings are noisy when other processes share the CPU: run it alone for reportable numbers.
@@ -129,13 +129,16 @@ def swaps_under_load(engine, runtime, batch: int, layers: int = 4, trials: int =
     for name, start_plan, plan in (("fp->int4", _plan(num_layers, {}), lowered), ("int4->fp", lowered, _plan(num_layers, {}))):
         for _ in range(trials):
             runtime.apply(start_plan)
+            steady = statistics.mean(_timed_step(engine) for _ in range(WINDOW))
             start, steps = time.perf_counter(), 0
             runtime.actuator.apply(plan, engine.clock())
-            while runtime.actuator.busy:
+            while runtime.actuator.busy or runtime.actuator.waiting:
                 engine.step()
                 steps += 1
-            rows.append({"transition": name, "layers": layers, "batch": batch, "wall_ms": (time.perf_counter() - start) * 1e3,
-                         "decode_steps": steps})
+            wall = time.perf_counter() - start
+            rows.append({"transition": name, "layers": layers, "batch": batch, "wall_ms": wall * 1e3,
+                         "decode_steps": steps, "steady_step_ms": steady * 1e3,
+                         "stall_pct": 100 * (wall / max(steps, 1) / steady - 1)})
     runtime.apply(_plan(num_layers, {}))
     for request_id in list(engine.requests):
         engine.abort(request_id)

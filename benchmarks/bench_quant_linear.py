@@ -5,11 +5,11 @@
 
 Each op is timed over ``--copies`` distinct weight copies (one per decoder layer, as in the model) so
 the weights stream from memory instead of sitting in cache. Columns: ``fp32`` (dense: the C++ GEMV up to
-96 rows), ``int8`` / ``int4`` (the ops as shipped, choosing their kernel by M; ``int4`` runs the C++ INT4 kernel up
-to 192 rows where it applies), ``*-packed`` / ``*-float`` (torch's packed bf16 kernel or dequantize + fp32 GEMM
-forced), ``*-dequant`` (only the dequantization the float path does per call: its price for not
-keeping a full-precision copy). ``GB/s`` is the fp32 weight bytes over the fp32 time. The last table
-gives the M threshold each op should switch at. Timings are noisy when other processes share the CPU.
+96 rows), ``int8`` / ``int4`` (the ops as shipped, choosing their path by M), ``*-kernel`` / ``*-float`` (the C++
+kernel or dequantize + fp32 GEMM forced), ``*-dequant`` (only the dequantization the float path does per call: its
+price for not keeping a full-precision copy). The bandwidth table gives each op's weight bytes over its time beside
+a 2-thread read of 1 GiB measured in the same run (the ceiling a decode GEMV can reach). The last table gives the M
+threshold each op should switch at. Timings are noisy when other processes share the CPU.
 """
 import argparse
 import contextlib
@@ -28,8 +28,9 @@ from swiftllm.worker.weight import LINEAR_NAMES, dense_layer
 HIDDEN, INTERMEDIATE, Q_SIZE, KV_SIZE = 576, 1536, 576, 192
 SHAPES = {"qkv_proj": (Q_SIZE + 2 * KV_SIZE, HIDDEN), "o_proj": (HIDDEN, Q_SIZE),
           "gate_up_proj": (2 * INTERMEDIATE, HIDDEN), "down_proj": (HIDDEN, INTERMEDIATE)}   # (out, in)
-FORCED = {"packed": 10**9, "float": 0}
-COLUMNS = ("fp32", "int8", "int8-packed", "int8-float", "int8-dequant", "int4", "int4-packed", "int4-float", "int4-dequant")
+FORCED = {"kernel": 10**9, "float": 0}
+COLUMNS = ("fp32", "int8", "int8-kernel", "int8-float", "int8-dequant", "int4", "int4-kernel", "int4-float", "int4-dequant")
+GiB = 1 << 30
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,16 +45,19 @@ def parse_args() -> argparse.Namespace:
 
 @contextlib.contextmanager
 def kernel_threshold(cls, max_tokens: int):
-    """torch's packed kernel up to ``max_tokens``, the float path above; INT4's C++ kernel is switched off."""
-    saved = {name: getattr(cls, name) for name in ("PACKED_KERNEL_MAX_TOKENS", "FUSED_KERNEL_MAX_TOKENS") if hasattr(cls, name)}
-    cls.PACKED_KERNEL_MAX_TOKENS = max_tokens
-    if "FUSED_KERNEL_MAX_TOKENS" in saved:
-        cls.FUSED_KERNEL_MAX_TOKENS = 0
+    """The C++ kernel up to ``max_tokens``, the float path above."""
+    saved = cls.KERNEL_MAX_TOKENS
+    cls.KERNEL_MAX_TOKENS = max_tokens
     try:
         yield
     finally:
-        for name, value in saved.items():
-            setattr(cls, name, value)
+        cls.KERNEL_MAX_TOKENS = saved
+
+
+def read_gbs(repeats: int = 5) -> float:
+    """A float32 ``sum`` over 1 GiB on the configured threads."""
+    x = torch.ones(GiB // 4)
+    return GiB / seconds_per_call([x.sum], repeats) / 1e9
 
 
 def seconds_per_call(calls: list, repeats: int) -> float:
@@ -99,18 +103,39 @@ def print_table(title: str, rows: list[tuple[str, int, dict[str, float], float]]
 
 
 def print_thresholds(per_layer: dict[int, dict[str, float]]) -> None:
-    print("\nkernel choice (per layer, 4 linears): largest M where the packed bf16 kernel still wins")
+    print("\nkernel choice (per layer, 4 linears): where the C++ kernel beats dequantize + fp32 GEMM")
     for kind in ("int8", "int4"):
-        winning = [m for m, t in sorted(per_layer.items()) if t[f"{kind}-packed"] < t[f"{kind}-float"]]
-        print(f"  {kind}: packed wins at M in {winning}; currently switching above "
-              f"{(Int8Linear if kind == 'int8' else Int4Linear).PACKED_KERNEL_MAX_TOKENS}")
+        winning = [m for m, t in sorted(per_layer.items()) if t[f"{kind}-kernel"] < t[f"{kind}-float"]]
+        print(f"  {kind}: the kernel wins at M in {winning}; currently switching above "
+              f"{(Int8Linear if kind == 'int8' else Int4Linear).KERNEL_MAX_TOKENS}")
+
+
+def print_bandwidth(per_layer: dict[int, dict[str, float]], layer_bytes: dict[str, int], read: float) -> None:
+    """Weight bytes streamed per second by each op as shipped, against this run's read bandwidth."""
+    print(f"\nachieved weight bandwidth per layer, GB/s (read bandwidth measured now: {read:.1f} GB/s)")
+    print(f"{'M':>5}" + "".join(f"{k:>16}" for k in layer_bytes))
+    for m, times in sorted(per_layer.items()):
+        cells = "".join(f"{layer_bytes[k] / times[k] / 1e6:>9.1f} ({layer_bytes[k] / times[k] / 1e6 / read:4.0%})"
+                        for k in layer_bytes)
+        print(f"{m:>5}{cells}")
+
+
+def smollm2_layer():
+    def w(out: int, inp: int) -> torch.Tensor:
+        return torch.randn(out, inp)
+    return dense_layer(torch.ones(HIDDEN), w(Q_SIZE, HIDDEN), w(KV_SIZE, HIDDEN), w(KV_SIZE, HIDDEN), w(HIDDEN, Q_SIZE),
+                       torch.ones(HIDDEN), w(INTERMEDIATE, HIDDEN), w(INTERMEDIATE, HIDDEN), w(HIDDEN, INTERMEDIATE))
+
+
+def linear_bytes(group_size: int) -> dict[str, int]:
+    """Bytes of the four linears of one layer at each precision (the norms are not read by the GEMVs)."""
+    layer = smollm2_layer()
+    variants = {"fp32": layer, "int8": quantize_layer_int8(layer), "int4": quantize_layer_rtn(layer, 4, group_size)}
+    return {name: sum(t.nbytes for key, t in v.tensors().items() if "norm" not in key) for name, v in variants.items()}
 
 
 def print_layer_bytes(group_size: int) -> None:
-    def w(out: int, inp: int) -> torch.Tensor:
-        return torch.randn(out, inp)
-    layer = dense_layer(torch.ones(HIDDEN), w(Q_SIZE, HIDDEN), w(KV_SIZE, HIDDEN), w(KV_SIZE, HIDDEN), w(HIDDEN, Q_SIZE),
-                        torch.ones(HIDDEN), w(INTERMEDIATE, HIDDEN), w(INTERMEDIATE, HIDDEN), w(HIDDEN, INTERMEDIATE))
+    layer = smollm2_layer()
     fp = layer.nbytes()
     print("\nbytes per decoder layer (SmolLM2-135M)")
     for name, variant in (("fp32", layer), ("int8", quantize_layer_int8(layer)),
@@ -138,6 +163,7 @@ def main() -> None:
     layer_bytes = 4 * sum(out * inp for out, inp in SHAPES.values())
     print_table("milliseconds per layer (sum of the 4 linears)",
                 [("layer", m, t, layer_bytes) for m, t in per_layer.items()])
+    print_bandwidth(per_layer, linear_bytes(args.group_size), read_gbs())
     print_thresholds(per_layer)
     print_layer_bytes(args.group_size)
 

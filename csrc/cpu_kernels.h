@@ -10,6 +10,12 @@ namespace morphserve {
 // Whether this CPU runs the kernels below (AVX2 and FMA); they raise a ValueError where it does not.
 bool cpu_supported();
 
+// Whether this CPU has SSE4.2 (the CRC-32C instruction ``checksum`` uses).
+bool checksum_supported();
+
+// A checksum of a contiguous CPU tensor's bytes (csrc/checksum.cpp): three CRC-32C lanes, folded.
+int64_t checksum(const torch::Tensor& tensor);
+
 // x: [M, K], w: [N, K], float32, contiguous -> x @ w.T: [M, N]. Meant for small M (decode).
 torch::Tensor skinny_linear(const torch::Tensor& x, const torch::Tensor& w);
 
@@ -18,10 +24,13 @@ torch::Tensor skinny_linear(const torch::Tensor& x, const torch::Tensor& w);
 torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
                                      const torch::Tensor& block_tables, const torch::Tensor& seq_lens, double scale);
 
-// x: [M, K] float32; packed: [N, K / 2] uint8 in torch's AVX2 CPU INT4 layout (32-row blocks, split halves);
-// scales_and_zeros: [K / group_size, N, 2] bf16 (scale, offset) -> x @ dequant(W).T: [M, N] float32.
-torch::Tensor int4pack_linear(const torch::Tensor& x, const torch::Tensor& packed, const torch::Tensor& scales_and_zeros,
-                              int64_t group_size);
+// x: [M, K] float32; codes: [N, K / 2] uint8 in swiftllm/quant/int4_layout.py's row-major layout;
+// params: [N, K / group_size, 2] bf16 (scale, offset) -> x @ dequant(W).T: [M, N] float32.
+torch::Tensor int4_linear(const torch::Tensor& x, const torch::Tensor& codes, const torch::Tensor& params,
+                          int64_t group_size);
+
+// x: [M, K] float32; codes: [N, K] int8; scales: [N] float32 -> x @ (codes * scales[:, None]).T: [M, N] float32.
+torch::Tensor int8_linear(const torch::Tensor& x, const torch::Tensor& codes, const torch::Tensor& scales);
 
 // Elementwise decoder ops (csrc/decoder_ops.cpp), float32. Row-major inputs need contiguous rows, any row stride.
 // x: [M, H], weight: [H] -> x * rsqrt(mean(x^2) + eps) * weight: [M, H].

@@ -4,10 +4,14 @@
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   namespace py = pybind11;
   m.def("cpu_supported", &morphserve::cpu_supported);
+  m.def("checksum_supported", &morphserve::checksum_supported);
+  m.def("checksum", &morphserve::checksum, py::arg("tensor"), py::call_guard<py::gil_scoped_release>());
   m.def("skinny_linear", &morphserve::skinny_linear, py::arg("x"), py::arg("w"),
         py::call_guard<py::gil_scoped_release>());
-  m.def("int4pack_linear", &morphserve::int4pack_linear, py::arg("x"), py::arg("packed"), py::arg("scales_and_zeros"),
+  m.def("int4_linear", &morphserve::int4_linear, py::arg("x"), py::arg("codes"), py::arg("params"),
         py::arg("group_size"), py::call_guard<py::gil_scoped_release>());
+  m.def("int8_linear", &morphserve::int8_linear, py::arg("x"), py::arg("codes"), py::arg("scales"),
+        py::call_guard<py::gil_scoped_release>());
   m.def("paged_decode_attention", &morphserve::paged_decode_attention, py::arg("q"), py::arg("k_cache"),
         py::arg("v_cache"), py::arg("block_tables"), py::arg("seq_lens"), py::arg("scale"),
         py::call_guard<py::gil_scoped_release>());

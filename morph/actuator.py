@@ -38,7 +38,7 @@ class Swapper(Protocol):
 
     def begin(self, i: int, target: Precision) -> None: ...
 
-    def poll(self) -> list[SwapOutcome]: ...
+    def poll(self, paced: bool = False) -> list[SwapOutcome]: ...
 
     def wait_for_work(self) -> None: ...
 
@@ -116,10 +116,11 @@ class MorphingActuator:
         self._begin_ready(now)
         self._publish()
 
-    def poll(self, now: float) -> list[TransitionEvent]:
+    def poll(self, now: float, paced: bool = False) -> list[TransitionEvent]:
         """Advance swaps at a step boundary: settle finished ones, credit freed bytes to the KV pool, begin
-        waiting raises that now fit. Returns the transitions that ended."""
-        events = [self._ended(outcome, now) for outcome in self.swapper.poll()]
+        waiting raises that now fit. ``paced``: a batch just ran, the swaps' work takes only a share of its time.
+        Returns the transitions that ended."""
+        events = [self._ended(outcome, now) for outcome in self.swapper.poll(paced)]
         self._begin_ready(now)
         self._publish()
         return events

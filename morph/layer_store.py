@@ -2,14 +2,14 @@
 
 Prepared once at start: the full-precision masters are the loaded layers themselves (never written
 to afterwards), the quantized variants come from the variant cache when it holds them and are
-quantized (and then cached) otherwise. Every (layer, precision) gets a CRC-32 of its bytes; a swap
-verifies it before copying, so a variant corrupted in memory is refused instead of served. On CUDA
+quantized (and then cached) otherwise. Every tensor of every (layer, precision) gets a checksum of its bytes
+(``csrc/checksum.cpp``: CRC-32C lanes, about 10x zlib's CRC-32 here); a swap verifies a variant before copying it,
+tensor by tensor (``verify_slices``), so a variant corrupted in memory is refused instead of served. On CUDA
 the store lives in pinned host memory, so copies to the device run asynchronously.
 """
 import logging
 import os
-import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -19,6 +19,7 @@ from swiftllm.quant.model_quantizer import quantize_model
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.quant.variant_cache import (VariantCacheError, has_variant, load_variant, model_fingerprint,
                                           save_variant)
+from swiftllm.worker.kernels.cpu_kernels import tensor_checksum
 from swiftllm.worker.weight import LayerWeights, ModelWeights
 
 logger = logging.getLogger(__name__)
@@ -39,12 +40,9 @@ def variant_spec(precision: Precision, int4_spec: VariantSpec) -> VariantSpec:
     raise ValueError(f"{precision.value} is not a quantized precision")
 
 
-def checksum(layer: LayerWeights) -> int:
-    """CRC-32 over the bytes of every tensor of ``layer`` (in ``tensors()`` order)."""
-    crc = 0
-    for tensor in layer.tensors().values():
-        crc = zlib.crc32(_host_bytes(tensor), crc)
-    return crc
+def checksums(layer: LayerWeights) -> tuple[int, ...]:
+    """The checksum of every tensor of ``layer`` (in ``tensors()`` order)."""
+    return tuple(tensor_checksum(tensor) for tensor in layer.tensors().values())
 
 
 class LayerStore:
@@ -58,7 +56,7 @@ class LayerStore:
             raise ValueError(f"every precision needs one variant per layer, got {({p.value: len(v) for p, v in variants.items()})}")
         pinned = torch.device(device).type == "cuda"
         self._variants = {p: [_to_host(layer, pinned) for layer in layers] for p, layers in variants.items()}
-        self._checksums = {p: [checksum(layer) for layer in layers] for p, layers in self._variants.items()}
+        self._checksums = {p: [checksums(layer) for layer in layers] for p, layers in self._variants.items()}
 
     @staticmethod
     def prepare(weights: ModelWeights, cfg: LlamaModelConfig, precisions: Sequence[Precision], int4_spec: VariantSpec,
@@ -93,9 +91,19 @@ class LayerStore:
         return self._variants[precision][i]
 
     def verify(self, i: int, precision: Precision) -> None:
-        """Raise ``CorruptVariantError`` unless the variant's bytes still match its checksum."""
-        if checksum(self.layer(i, precision)) != self._checksums[precision][i]:
-            raise CorruptVariantError(f"layer {i} {precision.value} variant fails its checksum (memory corrupted); refused")
+        """Raise ``CorruptVariantError`` unless the variant's bytes still match their checksums."""
+        for _ in self.verify_slices(i, precision):
+            pass
+
+    def verify_slices(self, i: int, precision: Precision) -> Iterator[int]:
+        """Verify the variant tensor by tensor, yielding the bytes checked after each (so the work can be spread over
+        step boundaries); ``CorruptVariantError`` at the first tensor that no longer matches."""
+        expected = self._checksums[precision][i]
+        for number, tensor in enumerate(self.layer(i, precision).tensors().values()):
+            if tensor_checksum(tensor) != expected[number]:
+                raise CorruptVariantError(f"layer {i} {precision.value} variant fails its checksum (memory corrupted); "
+                                          "refused")
+            yield tensor.nbytes
 
     def _check(self, i: int, precision: Precision) -> None:
         if precision not in self._variants:
@@ -124,6 +132,3 @@ def _to_host(layer: LayerWeights, pinned: bool) -> LayerWeights:
         return layer
     return layer.with_tensors({name: t.detach().cpu().pin_memory() for name, t in layer.tensors().items()})
 
-
-def _host_bytes(tensor: torch.Tensor) -> memoryview:
-    return memoryview(tensor.detach().contiguous().view(-1).view(torch.uint8).numpy())

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import torch
 
+from morph.cpu_swap_copy import DEFAULT_STEP_SHARE, CpuSwapCopier
 from morph.layer_store import LayerStore
 from morph.plan import Precision
-from morph.swap_copy import SwapCopier, Ticket, make_swap_copier
+from morph.swap_copy import CudaSwapCopier, SwapCopier, Ticket
 from swiftllm.worker.weight import LayerWeights
 from swiftllm.worker.weight_slots import SlotLayout, WeightSlots
 
@@ -88,10 +89,13 @@ class LayerSwapper:
             self._move_into_slot(i)
 
     @staticmethod
-    def into_slots(install: InstallLayer, store: LayerStore, device: str | torch.device) -> "LayerSwapper":
-        """Move the store's full-precision layers into fresh slots on ``device`` and run the model from there."""
+    def into_slots(install: InstallLayer, store: LayerStore, device: str | torch.device,
+                   step_share: float = DEFAULT_STEP_SHARE) -> "LayerSwapper":
+        """Move the store's full-precision layers into fresh slots on ``device`` and run the model from there
+        (``step_share``: on a CPU, the share of each step the swaps' work may take)."""
         slots = WeightSlots([store.layer(i, Precision.FP) for i in range(store.num_layers)], device)
-        return LayerSwapper(install, store, slots, make_swap_copier(slots))
+        copier = CudaSwapCopier(slots) if slots.arena.device.type == "cuda" else CpuSwapCopier(slots, step_share)
+        return LayerSwapper(install, store, slots, copier)
 
     @property
     def in_flight(self) -> bool:
@@ -127,25 +131,24 @@ class LayerSwapper:
         source = self.precisions[i]
         if target == source:
             raise ValueError(f"layer {i} is already at {target.value}")
+        self.copier.claim_slot(i)
         needed = self.variant_bytes(i, target)
         if needed > self.reserved_bytes[i]:
             self.slots.commit(i, needed)
             self.reserved_bytes[i] = needed
-        ticket = self.copier.run(lambda: self.store.verify(i, target))
+        ticket = self.copier.run(lambda: self.store.verify_slices(i, target))
         self._swaps[i] = _Swap(i, source, target, ticket)
 
-    def poll(self) -> list[SwapOutcome]:
-        """Advance every swap whose background work finished; return the swaps that ended."""
-        ended = []
-        for swap in list(self._swaps.values()):
-            outcome = self._advance(swap)
-            if outcome is not None:
-                del self._swaps[swap.layer]
-                ended.append(outcome)
-        return ended
+    def poll(self, paced: bool = False) -> list[SwapOutcome]:
+        """At a step boundary: advance the swaps whose work finished, do the boundary's share of the work (``paced``: a
+        step just ran, the work takes a share of it; else all of it), advance again; return the swaps that ended."""
+        ended = self._advance_all()
+        self.copier.advance(paced)
+        return ended + self._advance_all()
 
     def wait_for_work(self) -> None:
-        """Block until the background work of every swap's current phase has finished (``poll`` advances them)."""
+        """Block until the work of every swap's current phase has finished (``poll`` advances them)."""
+        self.copier.finish()
         for swap in list(self._swaps.values()):
             swap.ticket.wait()
 
@@ -154,6 +157,15 @@ class LayerSwapper:
         if self._swaps:
             raise RuntimeError(f"layers {sorted(self._swaps)} are still being swapped")
         self.copier.close()
+
+    def _advance_all(self) -> list[SwapOutcome]:
+        ended = []
+        for swap in list(self._swaps.values()):
+            outcome = self._advance(swap)
+            if outcome is not None:
+                del self._swaps[swap.layer]
+                ended.append(outcome)
+        return ended
 
     def _advance(self, swap: _Swap) -> SwapOutcome | None:
         """Move ``swap`` through as many phases as its finished work allows."""
@@ -204,7 +216,7 @@ class LayerSwapper:
     def _hold(self, i: int, precision: Precision) -> None:
         """Layer ``i`` keeps only ``precision``'s bytes of its slot; the tail goes back to the OS / device."""
         self.reserved_bytes[i] = self.variant_bytes(i, precision)
-        self.slots.release_tail(i, self.reserved_bytes[i])
+        self.copier.release_tail(i, self.reserved_bytes[i])
 
     def _set_precision(self, i: int, precision: Precision) -> None:
         if self.precisions[i] != precision:

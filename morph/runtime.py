@@ -21,6 +21,7 @@ import torch
 
 from morph.actuator import MorphingActuator, Swapper, TransitionEvent
 from morph.controller import MorphingController
+from morph.cpu_swap_copy import DEFAULT_STEP_SHARE
 from morph.kv_resizer import KVResizer
 from morph.layer_store import LayerStore
 from morph.layer_swapper import LayerSwapper
@@ -62,6 +63,7 @@ class MorphConfig:
     calibration_seq_len: int = 512
     calibration_num_seqs: int = 16
     event_log_path: str | None = None
+    swap_step_share: float = DEFAULT_STEP_SHARE
 
     def __post_init__(self):
         if self.policy is not None and self.policy not in PRESETS:
@@ -77,6 +79,8 @@ class MorphConfig:
                              "wikitext2_tokens_valid.txt of the shared datasets folder), or use int4_method='rtn'")
         if self.calibration_text_path is not None and not os.path.isfile(self.calibration_text_path):
             raise FileNotFoundError(f"calibration text {self.calibration_text_path!r} not found")
+        if not 0 < self.swap_step_share <= 1:
+            raise ValueError(f"swap_step_share must lie in (0, 1], got {self.swap_step_share}")
         if self.calibration_seq_len < 1 or self.calibration_num_seqs < 1:
             raise ValueError("calibration_seq_len and calibration_num_seqs must be >= 1")
         log_dir = os.path.dirname(os.path.abspath(self.event_log_path)) if self.event_log_path else None
@@ -117,8 +121,9 @@ class MorphRuntime:
         _ATTACHED.add(engine)
 
     def on_step(self, stats: StepStats) -> None:
-        """The step hook: poll the actuator, observe, and (when no swap is in flight) decide and apply."""
-        self.actuator.poll(stats.time)
+        """The step hook: poll the actuator, observe, and (when no swap is in flight) decide and apply. The swaps'
+        work may take a share of a step that ran a batch, all of the time after one that did not."""
+        self.actuator.poll(stats.time, paced=stats.num_prefill_tokens + stats.num_decode_tokens > 0)
         if self.controller is None:
             return
         self.monitor.observe(stats)
@@ -202,7 +207,7 @@ def swapper_for(engine: LLMEngine, config: MorphConfig, policy: MorphPolicy | No
     store = LayerStore.prepare(
         engine.model_weights, engine.model_config, precisions, config.int4_spec(),
         cache_root=config.variant_cache_dir, calibration=_calibration(engine, config), device=engine.config.device)
-    return LayerSwapper.into_slots(engine.install_layer, store, engine.config.device)
+    return LayerSwapper.into_slots(engine.install_layer, store, engine.config.device, config.swap_step_share)
 
 
 def _store_precisions(config: MorphConfig, policy: MorphPolicy | None) -> tuple[Precision, ...]:

@@ -85,8 +85,9 @@ class SimulatedLayerSwapper:
         verify_end = self.clock() + self.variant_bytes(i, target) / self.checksum_bps
         self._swaps[i] = _SimSwap(i, self.precisions[i], target, verify_end)
 
-    def poll(self) -> list[SwapOutcome]:
-        """Enqueue the copies whose verification ended and settle the copies that ended, as of now."""
+    def poll(self, paced: bool = False) -> list[SwapOutcome]:
+        """Enqueue the copies whose verification ended and settle the copies that ended, as of now (the copy lane
+        overlaps the steps: pacing does not apply)."""
         now, ended = self.clock(), []
         for swap in list(self._swaps.values()):
             if math.isnan(swap.copy_start) and now >= swap.verify_end:

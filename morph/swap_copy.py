@@ -3,26 +3,23 @@
 A swap copies a host-store variant into the layer's weight slot. While the copy runs, the slot must
 not be read as the layer's weights, so the layer runs on an *interim* form of the same variant:
 
-- CPU: one background thread, at the lowest OS priority, copies (``copy_into`` releases the GIL, so the
-  step loop keeps computing) and releases the slot's tail past a smaller variant. The interim layer is the
-  host-store variant itself: host memory is what the CPU computes from anyway, so the layer already runs
-  at its new precision, at full speed, and switches to the slot views at the first step boundary after
-  the copy finished.
+- CPU (``cpu_swap_copy.CpuSwapCopier``): the work runs in slices on the step loop, within a share of each
+  step; the interim layer is the host-store variant itself.
 - CUDA: the copy is enqueued on a dedicated stream (after the work already on the compute stream,
   which may still read the slot) and an event is recorded. The interim layer is the slot views with
   its first GEMM wrapped so that the compute stream waits for the event right there: only that layer
   waits, and only if the copy has not finished. Its first norm, read before that GEMM, is a small
   device copy from the host store.
 
-Both return a ``Ticket`` the swapper polls at step boundaries. Verification jobs (checksums) run on
-the same background thread on both devices.
+Both return a ``Ticket`` the swapper polls at step boundaries. A job is a callable returning an iterator of
+slices (``verify_slices``, ``copy_slices``); CUDA's verification jobs run whole on a background thread.
 """
 import dataclasses
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
@@ -30,7 +27,7 @@ import torch
 
 from swiftllm.worker.layers.linear import Linear
 from swiftllm.worker.weight import LayerWeights
-from swiftllm.worker.weight_slots import SlotLayout, WeightSlots
+from swiftllm.worker.weight_slots import WeightSlots
 
 
 logger = logging.getLogger(__name__)
@@ -89,47 +86,64 @@ class EventTicket:
         return self.start.elapsed_time(self.event) / 1e3
 
 
-class SwapCopier:
-    """Base: the background thread for verification jobs; subclasses copy variants into slots."""
+Job = Callable[[], Iterator[int]]
 
-    def __init__(self, slots: WeightSlots):
-        self.slots = slots
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="morph-swap",
-                                            initializer=_yield_cpu_to_compute)
 
-    def run(self, job: Callable[[], None]) -> Ticket:
-        """Run ``job`` on the background thread."""
-        return FutureTicket(self._executor.submit(_timed, job))
+class SwapCopier(Protocol):
+    """Moves variants into a model's weight slots; the swapper calls these between two steps."""
+    slots: WeightSlots
+
+    def run(self, job: Job) -> Ticket:
+        """Start ``job`` (a verification)."""
 
     def copy(self, i: int, variant: LayerWeights) -> Ticket:
         """Start copying ``variant`` into slot ``i``; may raise if the copy cannot even start."""
-        raise NotImplementedError
 
     def interim(self, i: int, variant: LayerWeights, ticket: Ticket) -> LayerWeights:
         """What layer ``i`` runs on at ``variant``'s precision until ``ticket`` is done."""
-        raise NotImplementedError
+
+    def advance(self, paced: bool) -> None:
+        """Do this step boundary's share of the work (``paced``: a step just ran; else all of it)."""
+
+    def finish(self) -> None:
+        """Do all the work started so far."""
+
+    def claim_slot(self, i: int) -> None:
+        """Before slot ``i`` is committed or written: end any work still pending on it."""
+
+    def release_tail(self, i: int, keep_bytes: int) -> None:
+        """Give slot ``i``'s bytes past ``keep_bytes`` back to the OS / device."""
+
+    def close(self) -> None: ...
+
+
+class CudaSwapCopier:
+    """Copies on a dedicated CUDA stream; verifications on a background thread."""
+
+    def __init__(self, slots: WeightSlots):
+        self.slots = slots
+        self.stream = torch.cuda.Stream(device=slots.arena.device)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="morph-swap",
+                                            initializer=yield_cpu_to_compute)
+
+    def run(self, job: Job) -> Ticket:
+        """Run ``job`` whole on the background thread."""
+        return FutureTicket(self._executor.submit(_timed, lambda: _exhaust(job())))
+
+    def advance(self, paced: bool) -> None:
+        """The stream and the thread make progress on their own."""
+
+    def finish(self) -> None:
+        """Tickets are waited for one by one."""
+
+    def claim_slot(self, i: int) -> None:
+        """Releases run on the step loop: nothing is ever pending."""
+
+    def release_tail(self, i: int, keep_bytes: int) -> None:
+        self.slots.release_tail(i, keep_bytes)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
-
-
-class CpuSwapCopier(SwapCopier):
-    def copy(self, i: int, variant: LayerWeights) -> Ticket:
-        """Copy, then release the slot past the variant (a smaller precision's tail) on the background thread too:
-        giving pages back interrupts every core (TLB shootdown), which the step loop need not wait out."""
-        def copy_and_release() -> None:
-            self.slots.copy_in(i, variant)
-            self.slots.release_tail(i, SlotLayout.of(variant).nbytes)
-        return self.run(copy_and_release)
-
-    def interim(self, i: int, variant: LayerWeights, ticket: Ticket) -> LayerWeights:
-        return variant
-
-
-class CudaSwapCopier(SwapCopier):
-    def __init__(self, slots: WeightSlots):
-        super().__init__(slots)
-        self.stream = torch.cuda.Stream(device=slots.arena.device)
 
     def copy(self, i: int, variant: LayerWeights) -> Ticket:
         """Enqueue the copy behind the compute stream's pending work (call it from the step loop)."""
@@ -175,7 +189,7 @@ class EventAwaitingLinear:
         return self.inner.with_tensors(tensors)
 
 
-def _yield_cpu_to_compute() -> None:
+def yield_cpu_to_compute() -> None:
     """Lowest CPU priority for the calling (background) thread: it runs when a core is free, so a swap costs the
     decode little, but a swap waits longer while both cores compute. Where the OS refuses, it keeps its priority."""
     try:
@@ -190,6 +204,6 @@ def _timed(job: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def make_swap_copier(slots: WeightSlots) -> SwapCopier:
-    device = slots.arena.device
-    return CudaSwapCopier(slots) if device.type == "cuda" else CpuSwapCopier(slots)
+def _exhaust(slices: Iterator[int]) -> None:
+    for _ in slices:
+        pass

@@ -24,6 +24,7 @@ class EngineConfig:
     max_model_len: int | None = None       # default: the model's context, capped at 4096
     watermark: float = 0.01
     seed: int = 0
+    lm_head: str = "fp"                    # "int8": the LM head (and a tied embedding) in INT8 per vocabulary row
 
     def __post_init__(self):
         if self.block_size < 1 or self.block_size & (self.block_size - 1):
@@ -36,6 +37,8 @@ class EngineConfig:
             raise ValueError(f"num_kv_blocks must be >= 1, got {self.num_kv_blocks}")
         if not 0.0 <= self.watermark < 1.0:
             raise ValueError(f"watermark must be in [0, 1), got {self.watermark}")
+        if self.lm_head not in ("fp", "int8"):
+            raise ValueError(f"lm_head must be 'fp' or 'int8', got {self.lm_head!r}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         self.torch_dtype()

@@ -130,19 +130,22 @@ def _int4_linear(out_features: int, in_features: int, group_size: int) -> Int4Li
     return Int4Linear.from_groups(quantize_groups(torch.randn(out_features, in_features), group_size))
 
 
-@pytest.mark.parametrize("m,n,k,group_size", [(1, 32, 128, 128), (2, 64, 256, 64), (3, 96, 192, 32), (4, 32, 576, 128),
-                                              (7, 960, 576, 128), (17, 64, 128, 32)])
-def test_int4pack_linear_matches_the_dequantized_weight(m, n, k, group_size):
+# (m, n, k): every activation-row tile (1..4 and remainders), weight-row counts that leave tails of every tile
+# width, K with partial groups padded, and enough rows to split over threads
+@pytest.mark.parametrize("m,n,k,group_size", [(1, 32, 128, 128), (1, 13, 96, 32), (2, 66, 256, 64), (3, 97, 192, 32),
+                                              (4, 31, 576, 128), (5, 7, 64, 32), (7, 960, 576, 128),
+                                              (17, 64, 128, 32), (1, 3072, 576, 128)])
+def test_int4_linear_kernel_matches_the_dequantized_weight(m, n, k, group_size):
     linear = _int4_linear(n, k, group_size)
     x = pad_columns(torch.randn(m, k), linear.padded_in_features)          # zeros past k, as Int4Linear pads
     expected = x[:, :k] @ linear.dequantized_weight().t()
-    actual = cpu_kernels().int4pack_linear(x, linear.weight, linear.scales_and_zeros, group_size)
+    actual = cpu_kernels().int4_linear(x, linear.weight, linear.scales_and_zeros, group_size)
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-5)
 
 
-def test_int4_linear_runs_the_fused_kernel_in_float32_for_decode_sizes():
+def test_int4_linear_runs_the_kernel_in_float32_for_decode_sizes():
     linear = _int4_linear(64, 192, 64)
-    for m in (1, Int4Linear.FUSED_KERNEL_MAX_TOKENS):
+    for m in (1, Int4Linear.KERNEL_MAX_TOKENS, Int4Linear.KERNEL_MAX_TOKENS + 1):
         x = torch.randn(m, 192)
         torch.testing.assert_close(linear(x), x @ linear.dequantized_weight().t(), atol=1e-4, rtol=1e-5)
 
@@ -151,15 +154,16 @@ def test_int4_linear_runs_the_fused_kernel_in_float32_for_decode_sizes():
     (dict(x=torch.randn(1, 256, dtype=torch.bfloat16)), "float32"),
     (dict(x=torch.randn(1, 192)), "columns"),
     (dict(group_size=100), "group size"),
-    (dict(scales_and_zeros=torch.zeros(2, 32, 2)), "bf16"),
-    (dict(packed=torch.zeros(48, 128, dtype=torch.uint8)), "multiple of 32"),
+    (dict(params=torch.zeros(32, 2, 2)), "bf16"),
+    (dict(params=torch.zeros(2, 32, 2, dtype=torch.bfloat16)), "params must be"),
+    (dict(codes=torch.zeros(32, 128, dtype=torch.int8)), "uint8"),
 ])
-def test_int4pack_linear_rejects_bad_inputs(change, message):
+def test_int4_linear_kernel_rejects_bad_inputs(change, message):
     linear = _int4_linear(32, 256, 128)
-    args = dict(x=torch.randn(1, 256), packed=linear.weight, scales_and_zeros=linear.scales_and_zeros, group_size=128)
+    args = dict(x=torch.randn(1, 256), codes=linear.weight, params=linear.scales_and_zeros, group_size=128)
     args.update(change)
     with pytest.raises(ValueError, match=message):
-        cpu_kernels().int4pack_linear(**args)
+        cpu_kernels().int4_linear(**args)
 
 
 @pytest.mark.parametrize("rows,hidden", [(1, 576), (3, 13), (200, 576)])   # 200 rows: split over threads

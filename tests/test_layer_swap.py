@@ -2,14 +2,15 @@
 import logging
 import os
 import threading
+import time
 
 import pytest
 import torch
 
-from morph.layer_store import CorruptVariantError, LayerStore, checksum
+from morph.layer_store import CorruptVariantError, LayerStore, checksums
 from morph.layer_swapper import DONE, REFUSED, ROLLED_BACK, LayerSwapper
 from morph.plan import Precision
-from morph.swap_copy import CpuSwapCopier
+from morph.cpu_swap_copy import CpuSwapCopier
 from swiftllm.quant.model_quantizer import quantize_model
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.quant.variants import quantize_layer_rtn
@@ -53,10 +54,12 @@ def _in_slot(layer, slots: WeightSlots, i: int) -> bool:
 
 
 def _settle(swapper: LayerSwapper):
+    """Run every swap to its end, and the slot releases they leave to the background thread."""
     outcomes = []
     while swapper.in_flight:
         swapper.wait_for_work()
         outcomes += swapper.poll()
+    swapper.wait_for_work()
     return outcomes
 
 
@@ -127,14 +130,14 @@ def test_store_prepare_reads_its_cache_and_requantizes_a_corrupted_one(tiny_llam
     first = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_root=str(tmp_path))
     monkeypatch.setattr("morph.layer_store.quantize_model", _fail_quantize)
     cached = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_root=str(tmp_path))
-    assert [checksum(cached.layer(i, INT4)) for i in range(3)] == [checksum(first.layer(i, INT4)) for i in range(3)]
+    assert [checksums(cached.layer(i, INT4)) for i in range(3)] == [checksums(first.layer(i, INT4)) for i in range(3)]
     [variant_file] = tmp_path.glob(f"*/{RTN.name}.safetensors")              # one folder per model
     _flip_last_byte(variant_file)
     monkeypatch.undo()
     with caplog.at_level(logging.WARNING, logger="morph.layer_store"):
         again = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_root=str(tmp_path))
     assert "refusing cached variant" in caplog.text
-    assert checksum(again.layer(0, INT4)) == checksum(first.layer(0, INT4))
+    assert checksums(again.layer(0, INT4)) == checksums(first.layer(0, INT4))
     load_variant(str(variant_file.parent), RTN, model_fingerprint(weights))    # the cache was rewritten whole
 
 
@@ -149,7 +152,8 @@ def _flip_last_byte(path) -> None:
 
 
 class GatedCopier(CpuSwapCopier):
-    """Holds every copy until ``gate`` is set; fails the copies of ``failing`` precisions."""
+    """Holds every copy until ``gate`` is set (its slices find nothing to do); fails the copies of ``failing``
+    precisions."""
 
     def __init__(self, slots, store, failing=()):
         super().__init__(slots)
@@ -158,10 +162,11 @@ class GatedCopier(CpuSwapCopier):
 
     def copy(self, i, variant):
         def gated_copy():
-            self.gate.wait()
+            while not self.gate.is_set():
+                yield 0
             if id(variant) in self.failing:
                 raise OSError("injected copy failure")
-            self.slots.copy_in(i, variant)
+            yield from self.slots.copy_slices(i, variant)
         return self.run(gated_copy)
 
 
@@ -175,8 +180,9 @@ def test_swap_runs_the_host_variant_until_the_slot_copy_is_done(model):
     swapper = _swapper(weights, store)
     assert all(_in_slot(layer, swapper.slots, i) for i, layer in enumerate(weights.layers))
     swapper.begin(1, INT4)
-    swapper.wait_for_work()
-    assert swapper.poll() == [] and swapper.precisions[1] == INT4 and swapper.version == 1
+    while swapper.precisions[1] != INT4:                                   # the verification, then the held copy
+        assert swapper.poll(paced=True) == []
+    assert swapper.version == 1
     assert weights.layers[1] is store.layer(1, INT4)                  # not a view of the slot being written
     assert swapper.slots.committed_bytes[1] == swapper.variant_bytes(1, FP) and swapper.freed_bytes() == 0
     swapper.copier.gate.set()
@@ -252,14 +258,55 @@ def test_a_raise_commits_the_slot_before_copying_and_gives_it_back_when_refused(
     swapper.close()
 
 
-def test_the_swap_thread_runs_at_the_lowest_cpu_priority_and_the_step_loop_keeps_its_own():
-    """On a CPU the background swap work must not take a core from the decode's threads."""
+def test_slot_releases_run_on_a_thread_at_the_lowest_cpu_priority_and_the_step_loop_keeps_its_own():
+    """Giving pages back interrupts every core; it must not take a core from the decode's threads."""
     def priority() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    before = priority()
-    copier = CpuSwapCopier(slots=None)
     seen = []
-    copier.run(lambda: seen.append(priority())).wait()
-    copier.close()
-    assert seen == [19] and priority() == before
 
+    class RecordingSlots:
+        def release_tail(self, i, keep_bytes):
+            seen.append((i, keep_bytes, priority()))
+    before = priority()
+    copier = CpuSwapCopier(RecordingSlots())
+    copier.release_tail(3, 64)
+    copier.finish()
+    copier.close()
+    assert seen == [(3, 64, 19)] and priority() == before
+
+
+def test_the_swap_work_takes_its_share_of_each_step_and_all_of_an_idle_boundary():
+    copier = CpuSwapCopier(slots=None, step_share=0.01)
+    ran = []
+
+    def job(name):
+        for slice_number in range(3):
+            time.sleep(0.002)
+            ran.append((name, slice_number))
+            yield 1
+    first, second = copier.run(lambda: job("a")), copier.run(lambda: job("b"))
+    time.sleep(0.1)                                  # a step of 0.1 s: a budget of 1 ms, one slice, then it ends
+    copier.advance(paced=True)
+    assert ran == [("a", 0)] and not first.done()
+    copier.advance(paced=False)                      # after an idle step: everything, oldest job first
+    assert ran == [("a", i) for i in range(3)] + [("b", i) for i in range(3)]
+    assert first.done() and second.done() and first.error() is None and first.seconds() >= 0.006
+    copier.close()
+
+
+def test_a_pending_slot_release_is_cancelled_before_the_slot_is_used_again():
+    gate = threading.Event()
+    released = []
+
+    class SlowSlots:
+        def release_tail(self, i, keep_bytes):
+            gate.wait()
+            released.append(i)
+    copier = CpuSwapCopier(SlowSlots())
+    copier.release_tail(0, 8)                        # the thread blocks in this one
+    copier.release_tail(1, 8)                        # queued behind it
+    copier.claim_slot(1)                             # slot 1 is about to be written: its release is cancelled
+    gate.set()
+    copier.finish()
+    copier.close()
+    assert released == [0]

@@ -193,12 +193,12 @@ def test_faults_are_contained_and_serving_continues(tiny_llama, tmp_path, monkey
     assert {e.layer: e.status for e in events} == {0: "done", 1: "refused", 2: "done"}   # in the order they ended
     assert runtime.swapper.precisions == [INT4, FP, INT4]
 
-    copy_in = runtime.swapper.slots.copy_in
+    copy_slices = runtime.swapper.slots.copy_slices
     def fail_int8_copies(i, variant):
         if variant is runtime.swapper.store.layer(i, INT8):
             raise OSError("injected copy failure")
-        copy_in(i, variant)
-    monkeypatch.setattr(runtime.swapper.slots, "copy_in", fail_int8_copies)
+        return copy_slices(i, variant)
+    monkeypatch.setattr(runtime.swapper.slots, "copy_slices", fail_int8_copies)
     [event] = runtime.apply([INT4, INT8, INT4])
     assert (event.layer, event.status, event.source, event.target) == (1, "rolled_back", "fp", "int8")
     assert "injected copy failure" in event.error and runtime.swapper.precisions == [INT4, FP, INT4]

@@ -9,7 +9,7 @@ from swiftllm.quant.awq_checkpoint import awq_group_size, load_awq_layers
 from swiftllm.quant.awq_format import from_awq_gemm, pack_awq, to_awq_gemm, unpack_awq
 from swiftllm.quant.groupwise import dequantize_groups, fake_quantize, quantize_groups
 from swiftllm.quant.int4_linear import Int4Linear
-from swiftllm.quant.int4pack_layout import pack_int4pack, unpack_int4pack
+from swiftllm.quant.int4_layout import pack_int4_rows, unpack_int4_rows
 from tests.test_quant_support import random_layer, tiny_config
 
 
@@ -72,26 +72,25 @@ def test_from_awq_gemm_rejects_mismatched_scales():
         from_awq_gemm(awq["qweight"], awq["qzeros"], awq["scales"][:, :8], 32)
 
 
-@pytest.mark.parametrize("rows,cols", [(3072, 576), (960, 640), (48, 64), (80, 32), (16, 2)])
-def test_cpu_int4pack_round_trip(rows, cols):
+@pytest.mark.parametrize("rows,cols", [(3072, 576), (960, 640), (13, 64), (1, 32)])
+def test_cpu_int4_layout_round_trip(rows, cols):
     codes = torch.randint(0, 16, (rows, cols), dtype=torch.uint8)
-    packed = pack_int4pack(codes)
+    packed = pack_int4_rows(codes)
     assert packed.shape == (rows, cols // 2) and packed.dtype == torch.uint8
-    assert torch.equal(unpack_int4pack(packed), codes)
+    assert torch.equal(unpack_int4_rows(packed), codes)
 
 
-def test_cpu_int4pack_unpacks_from_unaligned_storage():
-    codes = torch.randint(0, 16, (64, 128), dtype=torch.uint8)
-    packed = pack_int4pack(codes)
-    storage = torch.zeros(packed.numel() + 3, dtype=torch.uint8)
-    unaligned = storage[3:].view(packed.shape)
-    unaligned.copy_(packed)
-    assert torch.equal(unpack_int4pack(unaligned), codes)
+def test_cpu_int4_layout_pairs_code_j_with_code_j_plus_16_in_each_chunk():
+    codes = torch.arange(32, dtype=torch.uint8).remainder(16).view(1, 32)
+    codes[0, 16:] = 15 - codes[0, 16:]
+    packed = pack_int4_rows(codes)
+    assert packed[0, 0].item() == codes[0, 0].item() | (codes[0, 16].item() << 4)
+    assert packed[0, 15].item() == codes[0, 15].item() | (codes[0, 31].item() << 4)
 
 
-def test_cpu_int4pack_rejects_rows_not_multiple_of_16():
-    with pytest.raises(ValueError, match="out_features % 16 == 0"):
-        pack_int4pack(torch.zeros(40, 64, dtype=torch.uint8))
+def test_cpu_int4_layout_rejects_unpadded_rows():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        pack_int4_rows(torch.zeros(4, 48, dtype=torch.uint8))
 
 
 def test_int4_linear_round_trips_its_portable_codes():

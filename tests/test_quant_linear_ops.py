@@ -1,7 +1,6 @@
-"""The quantized Linear ops against their dequantized reference, on both kernel paths, over slot storage.
-
-Tolerances (relative to the largest output): the packed kernels take bf16 activations, so 2e-2;
-the dequantize-then-float32-GEMM path differs only by summation order, so 1e-5.
+"""The quantized Linear ops against their dequantized reference, on both paths (the C++ kernel for decode sizes and
+dequantize-then-float32-GEMM), over slot storage. Both keep the activations in float32, so they differ from the
+reference only by summation order: 1e-5 relative to the largest output.
 """
 import pytest
 import torch
@@ -13,8 +12,7 @@ from swiftllm.quant.int8_linear import Int8Linear
 from swiftllm.quant.variants import quantize_layer_int8, quantize_layer_rtn
 from swiftllm.worker.weight import dense_layer
 
-PACKED_RTOL = 2e-2
-FLOAT_RTOL = 1e-5
+RTOL = 1e-5
 SHAPES = [(96, 100, 64), (128, 576, 128), (64, 256, 32), (960, 576, 128)]   # (out, in, group)
 
 
@@ -31,31 +29,26 @@ def assert_matches_reference(op, x: torch.Tensor, rtol: float) -> None:
 
 
 def force_path(monkeypatch, cls, path: str) -> None:
-    """torch's packed kernel or the float path (the C++ INT4 kernel, tested in test_cpu_kernels.py, stays off)."""
-    if cls is Int4Linear:
-        monkeypatch.setattr(cls, "FUSED_KERNEL_MAX_TOKENS", 0)
-    monkeypatch.setattr(cls, "PACKED_KERNEL_MAX_TOKENS", 10**9 if path == "packed" else 0)
+    """The C++ kernel for every token count, or the float path for every token count."""
+    monkeypatch.setattr(cls, "KERNEL_MAX_TOKENS", 10**9 if path == "kernel" else 0)
 
 
 @pytest.mark.parametrize("out_features,in_features,group_size", SHAPES)
 @pytest.mark.parametrize("num_tokens", [1, 3, 8, 33])
-@pytest.mark.parametrize("path,rtol", [("packed", PACKED_RTOL), ("float", FLOAT_RTOL)])
-def test_int4_linear_matches_dequantized_reference(monkeypatch, out_features, in_features, group_size, num_tokens,
-                                                   path, rtol):
+@pytest.mark.parametrize("path", ["kernel", "float"])
+def test_int4_linear_matches_dequantized_reference(monkeypatch, out_features, in_features, group_size, num_tokens, path):
     force_path(monkeypatch, Int4Linear, path)
     op = Int4Linear.from_groups(quantize_groups(torch.randn(out_features, in_features), group_size))
-    assert_matches_reference(op, torch.randn(num_tokens, in_features), rtol)
+    assert_matches_reference(op, torch.randn(num_tokens, in_features), RTOL)
 
 
-@pytest.mark.parametrize("out_features,in_features", [(96, 100), (128, 576), (576, 1536), (33, 64)])
+@pytest.mark.parametrize("out_features,in_features", [(96, 100), (128, 576), (576, 1536), (33, 64), (7, 13)])
 @pytest.mark.parametrize("num_tokens", [1, 3, 8, 33])
-@pytest.mark.parametrize("path,rtol", [("packed", PACKED_RTOL), ("float", FLOAT_RTOL)])
-def test_int8_linear_matches_dequantized_reference(monkeypatch, out_features, in_features, num_tokens, path, rtol):
-    """in_features 100 is not a multiple of 16: the packed kernel would read out of bounds, so the float path runs."""
+@pytest.mark.parametrize("path", ["kernel", "float"])
+def test_int8_linear_matches_dequantized_reference(monkeypatch, out_features, in_features, num_tokens, path):
     force_path(monkeypatch, Int8Linear, path)
     op = Int8Linear.quantize(torch.randn(out_features, in_features))
-    expected_rtol = FLOAT_RTOL if in_features % 16 else rtol
-    assert_matches_reference(op, torch.randn(num_tokens, in_features), expected_rtol)
+    assert_matches_reference(op, torch.randn(num_tokens, in_features), RTOL)
 
 
 @pytest.mark.parametrize("num_tokens", [1, 300])
@@ -63,17 +56,16 @@ def test_default_thresholds_stay_close_to_reference(num_tokens):
     weight = torch.randn(256, 576)
     x = torch.randn(num_tokens, 576)
     for op in (Int4Linear.from_groups(quantize_groups(weight, 64)), Int8Linear.quantize(weight)):
-        assert_matches_reference(op, x, PACKED_RTOL if num_tokens <= op.PACKED_KERNEL_MAX_TOKENS else FLOAT_RTOL)
+        assert_matches_reference(op, x, RTOL)
 
 
 @pytest.mark.parametrize("cls", [Int4Linear, Int8Linear])
 def test_kernel_choice_follows_the_token_threshold(monkeypatch, cls):
-    """Up to the threshold the bf16 packed kernel runs (not bit-equal to float32), above it the float32 path."""
+    """Up to the threshold the C++ kernel runs (equal to float32 up to summation order, not bit-equal), above it
+    the float32 path."""
     weight = torch.randn(128, 256)
     op = Int4Linear.from_groups(quantize_groups(weight, 64)) if cls is Int4Linear else Int8Linear.quantize(weight)
-    if cls is Int4Linear:
-        monkeypatch.setattr(cls, "FUSED_KERNEL_MAX_TOKENS", 0)     # its own choice: test_cpu_kernels.py
-    limit = cls.PACKED_KERNEL_MAX_TOKENS
+    limit = cls.KERNEL_MAX_TOKENS
     small, large = torch.randn(limit, 256), torch.randn(limit + 1, 256)
     auto_small, auto_large = op(small), op(large)
     force_path(monkeypatch, cls, "float")
@@ -104,7 +96,7 @@ def test_awq_linear_cpu_path_matches_reference(num_tokens):
     q = quantize_groups(torch.randn(64, 96), 64)
     op = AwqLinear.from_groups(q)
     torch.testing.assert_close(op.dequantized_weight(), dequantize_groups(q), rtol=1e-3, atol=1e-3)  # fp16 scales
-    assert_matches_reference(op, torch.randn(num_tokens, 96), FLOAT_RTOL)
+    assert_matches_reference(op, torch.randn(num_tokens, 96), RTOL)
 
 
 def ops_under_test():

@@ -8,12 +8,11 @@ from experiments.calibration.timing import least_squares, median_seconds
 from swiftllm.model_config import LlamaModelConfig
 from swiftllm.sampling_params import SamplingParams
 from swiftllm.worker.infer_state import InferState
-from swiftllm.worker.kernels.dense_linear import dense_linear
 from swiftllm.worker.kernels.ops import decode_attention, prefill_attention, rmsnorm, store_kv
 from swiftllm.worker.kernels.rotary import rotary_cos_sin
 from swiftllm.worker.model import decoder_layer
 from swiftllm.worker.sampler import sample
-from swiftllm.worker.weight import LayerWeights, ModelWeights
+from swiftllm.worker.weight import LayerWeights, ModelWeights, vocab_logits
 
 LAYER_TOKENS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 HEAD_ROWS = (1, 2, 4, 8, 16, 32, 64)
@@ -120,6 +119,6 @@ def head_seconds(weights: ModelWeights, cfg: LlamaModelConfig, rows: int) -> flo
     x = torch.randn(rows, cfg.hidden_size)
 
     def run():
-        logits = dense_linear(rmsnorm(x, weights.final_norm, cfg.rms_norm_eps), weights.lm_head).float()
+        logits = vocab_logits(rmsnorm(x, weights.final_norm, cfg.rms_norm_eps), weights.lm_head).float()
         sample(logits, [GREEDY] * rows, [None] * rows)
     return median_seconds(run, repeats=9)

@@ -1,30 +1,26 @@
 """INT8 weight-only linear, symmetric per output channel (a drop-in ``Linear``).
 
-``w[o, :] ~= code[o, :] * scale[o]`` with codes in -127..127. Two paths, chosen by the number of
-tokens M (see ``PACKED_KERNEL_MAX_TOKENS``): on CPU ``aten._weight_int8pack_mm`` (vectorised only for bf16
-activations, so bf16-accurate: relative error about 1e-2) for decode, and for prefill a float32 GEMM
-on the codes converted in a temporary, the per-channel scale applied to the output. Nothing is cached.
-
-torch's kernel does not check its inputs: it steps over K in whole vectors (8 on AVX2, 16 on AVX512)
-with aligned loads of the activation rows. It therefore only runs when ``in_features % 16 == 0``, on a
-freshly allocated (aligned) bf16 copy of x; other shapes always take the float32 path. On AVX512
-the weight rows are loaded aligned too: storage handed to ``with_tensors`` must start 64-byte aligned.
+``w[o, :] ~= code[o, :] * scale[o]`` with codes in -127..127. Paths, chosen by the number of tokens M:
+- M <= ``KERNEL_MAX_TOKENS`` on an AVX2 + FMA CPU: the C++ kernel (``csrc/int8_linear.cpp``) streams the int8
+  codes and multiplies them with the fp32 activations (W8A32, float32-accurate);
+- otherwise: a float32 GEMM on the codes converted in a temporary, the per-channel scale applied to the output.
+  Nothing is cached.
 """
 import torch
 import torch.nn.functional as F
 
+from swiftllm.worker.kernels.cpu_kernels import cpu_kernels
+
 INT8_MAX = 127
-PACKED_KERNEL_K_MULTIPLE = 16
 
 
 class Int8Linear:
     """y = x @ (codes * scales[:, None]).T; codes int8 [out, in], scales float32 [out]."""
     __slots__ = ("weight", "scales")
 
-    # Up to this many tokens the packed bf16 kernel beats convert + float32 GEMM. Measured with
-    # benchmarks/bench_quant_linear.py (SmolLM2 shapes, 1 thread, shared 2-core dev CPU),
-    # ms per layer packed vs float: M=1 0.62 vs 0.80, M=4 0.91 vs 2.03, M=8 2.66 vs 1.89.
-    PACKED_KERNEL_MAX_TOKENS = 4
+    # Up to this many tokens the C++ kernel beats convert + float32 GEMM (benchmarks/bench_quant_linear.py,
+    # docs/benchmarks.md).
+    KERNEL_MAX_TOKENS = 96
 
     def __init__(self, weight: torch.Tensor, scales: torch.Tensor):
         assert weight.dim() == 2 and weight.dtype == torch.int8, (
@@ -52,14 +48,14 @@ class Int8Linear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: [M, in_features] -> [M, out_features] in x's dtype."""
-        if self._packed_kernel_fits(x):
-            x_bf16 = x.to(torch.bfloat16, memory_format=torch.contiguous_format, copy=True)  # fresh, aligned
-            return torch.ops.aten._weight_int8pack_mm(x_bf16, self.weight, self.scales.to(torch.bfloat16)).to(x.dtype)
+        if (x.shape[0] <= self.KERNEL_MAX_TOKENS and x.dtype == torch.float32 and self.weight.is_cpu
+                and cpu_kernels() is not None):
+            return cpu_kernels().int8_linear(x.contiguous(), self.weight, self.scales)
         return F.linear(x, self.weight.to(x.dtype)) * self.scales.to(x.dtype)
 
-    def _packed_kernel_fits(self, x: torch.Tensor) -> bool:
-        return (x.is_cpu and x.shape[0] <= self.PACKED_KERNEL_MAX_TOKENS
-                and self.in_features % PACKED_KERNEL_K_MULTIPLE == 0)
+    def rows(self, indices: torch.Tensor) -> torch.Tensor:
+        """Rows ``indices`` [T] of the dequantized weight: [T, in_features] float32 (an INT8 embedding table)."""
+        return self.weight[indices].float() * self.scales[indices, None]
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"weight": self.weight, "scales": self.scales}

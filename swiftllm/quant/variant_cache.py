@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from swiftllm.quant.portable import linear_from_portable, linear_to_portable
 from swiftllm.quant.spec import VariantSpec
-from swiftllm.worker.weight import LINEAR_NAMES, NORM_NAMES, LayerWeights, ModelWeights
+from swiftllm.worker.weight import LINEAR_NAMES, NORM_NAMES, LayerWeights, ModelWeights, vocab_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,11 @@ class VariantCacheError(RuntimeError):
 def model_fingerprint(weights: ModelWeights) -> str:
     """sha256 over every weight tensor of the model (names, dtypes, shapes and bytes)."""
     digest = hashlib.sha256()
-    named = {"embed_tokens": weights.embed_tokens, "final_norm": weights.final_norm, "lm_head": weights.lm_head}
+    named = {}
+    for name in ("embed_tokens", "final_norm", "lm_head"):
+        matrix = getattr(weights, name)
+        named.update({name: matrix} if isinstance(matrix, torch.Tensor)
+                     else {f"{name}.{key}": t for key, t in vocab_tensors(matrix).items()})
     for i, layer in enumerate(weights.layers):
         named.update({f"layers.{i}.{key}": t for key, t in layer.tensors().items()})
     for name, tensor in named.items():

@@ -9,6 +9,7 @@ from typing import Callable
 
 from swiftllm.engine_config import EngineConfig
 from swiftllm.model_config import LlamaModelConfig
+from swiftllm.quant.lm_head import with_int8_lm_head
 from swiftllm.server.memory import MemoryPlan
 from swiftllm.server.tokenization import LlamaTokenizer
 from swiftllm.worker.interface import Worker
@@ -32,6 +33,8 @@ def load_model_source(config: EngineConfig) -> ModelSource:
     """Load ``config.model`` onto ``config.device`` and serve it with the computing worker."""
     dtype = config.torch_dtype()
     model_config, weights = load_model(config.model, dtype, config.device)
+    if config.lm_head == "int8":
+        weights = with_int8_lm_head(weights)
 
     def make_worker(plan: MemoryPlan, max_model_len: int) -> ModelRunner:
         kv_cache = PagedKVCache(model_config, plan.num_kv_blocks, config.block_size, dtype, config.device,

@@ -10,12 +10,11 @@ import torch
 
 from swiftllm.model_config import LlamaModelConfig
 from swiftllm.worker.infer_state import InferState
-from swiftllm.worker.kernels.dense_linear import dense_linear
 from swiftllm.worker.kernels.ops import (
     add_rmsnorm_, decode_attention, prefill_attention, rmsnorm, silu_and_mul, split_qkv_rotary, store_kv,
 )
 from swiftllm.worker.kernels.rotary import rotary_cos_sin
-from swiftllm.worker.weight import LayerWeights, ModelWeights
+from swiftllm.worker.weight import LayerWeights, ModelWeights, embedding_rows, vocab_logits
 
 # attend(q [T, hq, d], k [T, hkv, d], v [T, hkv, d]) -> [T, hq, d]
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -47,13 +46,13 @@ class CachelessForward:
     def __init__(self, weights: ModelWeights, cfg: LlamaModelConfig, max_len: int):
         self.weights = weights
         self.cfg = cfg
-        dtype, device = weights.embed_tokens.dtype, weights.embed_tokens.device
+        dtype, device = weights.final_norm.dtype, weights.final_norm.device
         self.cos, self.sin = rotary_cos_sin(cfg, max_len, dtype, device)      # [max_len, head_dim / 2]
         self.attend = causal_attend(cfg)
 
     def embed(self, token_ids: torch.Tensor) -> torch.Tensor:
         """token_ids [T] -> [T, hidden]."""
-        return self.weights.embed_tokens[token_ids.to(self.weights.embed_tokens.device)]
+        return embedding_rows(self.weights.embed_tokens, token_ids.to(self.weights.final_norm.device))
 
     def layer(self, layer: LayerWeights, x: torch.Tensor) -> torch.Tensor:
         """x [T, hidden] (positions 0 .. T - 1) -> [T, hidden]."""
@@ -82,7 +81,7 @@ def dense_hidden_states(weights: ModelWeights, cfg: LlamaModelConfig, token_ids:
 def dense_logits(weights: ModelWeights, cfg: LlamaModelConfig, token_ids: torch.Tensor,
                  layers: list[LayerWeights] | None = None) -> torch.Tensor:
     """token_ids [T] -> logits [T, vocab] (float32)."""
-    return (dense_hidden_states(weights, cfg, token_ids, layers) @ weights.lm_head.T).float()
+    return vocab_logits(dense_hidden_states(weights, cfg, token_ids, layers), weights.lm_head).float()
 
 
 class LlamaModel:
@@ -92,7 +91,7 @@ class LlamaModel:
         self.cfg = cfg
         self.weights = weights
         self.scale = cfg.head_dim ** -0.5
-        dtype, device = weights.embed_tokens.dtype, weights.embed_tokens.device
+        dtype, device = weights.final_norm.dtype, weights.final_norm.device
         self.cos, self.sin = rotary_cos_sin(cfg, max_positions, dtype, device)  # [max_positions, d / 2]
 
     @torch.inference_mode()
@@ -103,12 +102,12 @@ class LlamaModel:
         k_caches[i], v_caches[i]: layer i's cache, [num_blocks, block_size, num_kv_heads, head_dim].
         """
         cos, sin = self.cos[state.positions], self.sin[state.positions]
-        x = self.weights.embed_tokens[input_ids]                                # [T, hidden]
+        x = embedding_rows(self.weights.embed_tokens, input_ids)               # [T, hidden]
         for i, layer in enumerate(self.weights.layers):
             attend = self._paged_attend(state, k_caches[i], v_caches[i])
             x = decoder_layer(x, layer, self.cfg, cos, sin, attend)
         x = rmsnorm(x[state.logit_rows], self.weights.final_norm, self.cfg.rms_norm_eps)
-        return dense_linear(x, self.weights.lm_head).float()
+        return vocab_logits(x, self.weights.lm_head).float()
 
     def _paged_attend(self, state: InferState, k_cache: torch.Tensor, v_cache: torch.Tensor) -> Attend:
         def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ class ModelRunner:
         self.cfg = cfg
         self.model = LlamaModel(cfg, weights, max_positions)
         self.kv_cache = kv_cache
-        self.device = weights.embed_tokens.device
+        self.device = weights.final_norm.device
         self.generator = torch.Generator().manual_seed(seed)
         self.sequence_generators: dict[str, torch.Generator] = {}
 

@@ -1,8 +1,10 @@
 """Model weights as plain tensors: a declarative registry maps checkpoint names onto these fields."""
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
+from swiftllm.worker.kernels.dense_linear import dense_linear
 from swiftllm.worker.layers.linear import DenseLinear, Linear
 
 LINEAR_NAMES = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
@@ -40,17 +42,54 @@ class LayerWeights:
         return sum(t.numel() * t.element_size() for t in self.tensors().values())
 
 
+class VocabTable(Protocol):
+    """A [vocab, hidden] matrix kept in a compact form (e.g. ``Int8Linear``): rows looked up as the embedding, or
+    multiplied as the LM head."""
+
+    def rows(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """token_ids [T] -> [T, hidden] float32."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x [M, hidden] -> [M, vocab]."""
+
+    def tensors(self) -> dict[str, torch.Tensor]: ...
+
+
+# The embedding or LM head: a plain [vocab, hidden] tensor, or a compact table.
+VocabMatrix = torch.Tensor | VocabTable
+
+
+def embedding_rows(matrix: VocabMatrix, token_ids: torch.Tensor) -> torch.Tensor:
+    """token_ids [T] -> [T, hidden]."""
+    return matrix[token_ids] if isinstance(matrix, torch.Tensor) else matrix.rows(token_ids)
+
+
+def vocab_logits(x: torch.Tensor, matrix: VocabMatrix) -> torch.Tensor:
+    """x [M, hidden] -> [M, vocab] through the LM head."""
+    return dense_linear(x, matrix) if isinstance(matrix, torch.Tensor) else matrix(x)
+
+
+def vocab_tensors(matrix: VocabMatrix) -> dict[str, torch.Tensor]:
+    return {"weight": matrix} if isinstance(matrix, torch.Tensor) else matrix.tensors()
+
+
 @dataclass(slots=True)
 class ModelWeights:
-    embed_tokens: torch.Tensor  # [vocab, hidden]
+    embed_tokens: VocabMatrix   # [vocab, hidden]
     final_norm: torch.Tensor    # [hidden]
-    lm_head: torch.Tensor       # [vocab, hidden]; the same tensor as embed_tokens when tied
+    lm_head: VocabMatrix        # [vocab, hidden]; the same object as embed_tokens when tied
     layers: list[LayerWeights]
 
+    @property
+    def tied(self) -> bool:
+        if self.lm_head is self.embed_tokens:
+            return True
+        both_tensors = isinstance(self.lm_head, torch.Tensor) and isinstance(self.embed_tokens, torch.Tensor)
+        return both_tensors and self.lm_head.device.type != "meta" and self.lm_head.data_ptr() == self.embed_tokens.data_ptr()
+
     def nbytes(self) -> int:
-        tied = self.lm_head is self.embed_tokens or (
-            self.lm_head.device.type != "meta" and self.lm_head.data_ptr() == self.embed_tokens.data_ptr())
-        own = self.embed_tokens.nbytes + self.final_norm.nbytes + (0 if tied else self.lm_head.nbytes)
+        matrices = [self.embed_tokens] if self.tied else [self.embed_tokens, self.lm_head]
+        own = sum(t.nbytes for m in matrices for t in vocab_tensors(m).values()) + self.final_norm.nbytes
         return own + sum(layer.nbytes() for layer in self.layers)
 
 

@@ -10,6 +10,7 @@ so releasing one slot's tail never touches another slot.
 
 This module moves bytes only; deciding when a copy is safe (nothing reads the slot) is the caller's job.
 """
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -18,8 +19,9 @@ from swiftllm.worker.kv_cache import REGION_ALIGNMENT, make_usable, round_up
 from swiftllm.worker.memory_arena import MemoryArena, copy_into
 from swiftllm.worker.weight import LayerWeights
 
-# Every tensor starts 64-byte aligned: cache-line aligned, and what Int8Linear's AVX512 kernel needs.
+# Every tensor starts 64-byte aligned: cache-line aligned.
 SLOT_ALIGNMENT = 64
+COPY_SLICE_BYTES = 1 << 20     # ``copy_slices`` copies at most this much at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +73,24 @@ class WeightSlots:
     def copy_in(self, i: int, variant: LayerWeights) -> None:
         """Copy every tensor of ``variant`` to its place in slot ``i`` (CPU: GIL released; CUDA: on the
         current stream). Nothing may read the slot meanwhile."""
+        for _ in self.copy_slices(i, variant):
+            pass
+
+    def copy_slices(self, i: int, variant: LayerWeights) -> Iterator[int]:
+        """``copy_in`` a piece at a time: yields the bytes copied after every ``COPY_SLICE_BYTES`` or less (the
+        slot is whole once the iterator is exhausted)."""
         layout = self._checked_layout(i, variant)
         if layout.nbytes > self.committed_bytes[i]:
             raise RuntimeError(f"slot {i} has {self.committed_bytes[i]} committed bytes, the variant needs "
                                f"{layout.nbytes}: commit first")
         sources = variant.tensors()
         for p in layout.placements:
-            destination = self.arena.view(self.offsets[i] + p.offset, p.shape, p.dtype)
-            copy_into(destination, sources[p.name].contiguous())
+            source = sources[p.name].contiguous().view(-1).view(torch.uint8)
+            destination = self.arena.view(self.offsets[i] + p.offset, (source.numel(),), torch.uint8)
+            for start in range(0, source.numel(), COPY_SLICE_BYTES):
+                end = min(start + COPY_SLICE_BYTES, source.numel())
+                copy_into(destination[start:end], source[start:end])
+                yield end - start
 
     def commit(self, i: int, nbytes: int) -> None:
         """Count the first ``nbytes`` of slot ``i`` as held, and make them usable (kept contents)."""

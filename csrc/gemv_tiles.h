@@ -1,0 +1,30 @@
+// How the quantized decode GEMVs (int4_linear.cpp, int8_linear.cpp) walk their output: ``kernel.tile<MT, NR>(m0, n0)``
+// computes y[m0 .. m0 + MT, n0 .. n0 + NR]. Activation rows go four at a time with two weight rows per tile; the last
+// one to three activation rows take more weight rows, so about eight accumulators are always in flight.
+#pragma once
+
+#include <cstdint>
+
+namespace morphserve {
+
+template <int MT, int NR, typename Kernel>
+void tiles_of_weight_rows(const Kernel& kernel, int64_t m0, int64_t n_begin, int64_t n_end) {
+  int64_t n = n_begin;
+  for (; n + NR <= n_end; n += NR) kernel.template tile<MT, NR>(m0, n);
+  for (; n < n_end; ++n) kernel.template tile<MT, 1>(m0, n);
+}
+
+// Every activation row of [0, M) against weight rows [n_begin, n_end).
+template <typename Kernel>
+void for_each_tile(const Kernel& kernel, int64_t M, int64_t n_begin, int64_t n_end) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) tiles_of_weight_rows<4, 2>(kernel, m, n_begin, n_end);
+  switch (M - m) {
+    case 3: tiles_of_weight_rows<3, 2>(kernel, m, n_begin, n_end); break;
+    case 2: tiles_of_weight_rows<2, 4>(kernel, m, n_begin, n_end); break;
+    case 1: tiles_of_weight_rows<1, 8>(kernel, m, n_begin, n_end); break;
+    default: break;
+  }
+}
+
+}  // namespace morphserve
