@@ -3,6 +3,8 @@ from dataclasses import dataclass
 import torch
 
 GiB = 1 << 30
+HALF_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, **HALF_DTYPES}
 
 
 @dataclass(slots=True)
@@ -14,7 +16,7 @@ class EngineConfig:
     """
     model: str = "embedded"
     device: str = "cpu"
-    dtype: str = "auto"                    # auto: float32 on CPU, float16 on CUDA
+    dtype: str = "auto"                    # auto: float32 on CPU; on CUDA the checkpoint's float16/bfloat16
     block_size: int = 16
     memory_budget_bytes: int | None = None
     gpu_memory_fraction: float = 0.9
@@ -40,13 +42,16 @@ class EngineConfig:
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         self.torch_dtype()
 
-    def torch_dtype(self) -> torch.dtype:
+    def torch_dtype(self, checkpoint_dtype: str | None = None) -> torch.dtype:
+        """The compute dtype. ``auto``: float32 on CPU; on CUDA the checkpoint's own half dtype (its config's
+        ``torch_dtype``, when it is float16 or bfloat16), float16 otherwise."""
         if self.dtype == "auto":
-            return torch.float32 if self.device == "cpu" else torch.float16
-        dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-        if self.dtype not in dtypes:
-            raise ValueError(f"dtype must be one of auto, {', '.join(dtypes)}; got {self.dtype!r}")
-        return dtypes[self.dtype]
+            if self.device == "cpu":
+                return torch.float32
+            return HALF_DTYPES.get(checkpoint_dtype, torch.float16)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {self.dtype!r}")
+        return DTYPES[self.dtype]
 
     def device_budget_bytes(self) -> int:
         if self.memory_budget_bytes is not None:

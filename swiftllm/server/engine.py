@@ -25,7 +25,7 @@ from swiftllm.worker.batch import SequenceChunk, WorkerBatch
 from swiftllm.worker.kv_cache import PagedKVCache
 from swiftllm.worker.runner import ModelRunner
 from swiftllm.worker.weight import ModelWeights
-from swiftllm.worker.weight_loader import load_model
+from swiftllm.worker.weight_loader import checkpoint_dtype, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class LLMEngine:
     def __init__(self, config: EngineConfig, clock: Clock = time.perf_counter):
         self.config = config
         self.clock = clock
-        dtype = config.torch_dtype()
+        dtype = config.torch_dtype(checkpoint_dtype(config.model))
         self.model_config, weights = load_model(config.model, dtype, config.device)
         self.tokenizer = LlamaTokenizer.load(config.model)
         self.max_model_len = config.max_model_len or min(self.model_config.max_position_embeddings, 4096)
