@@ -24,12 +24,13 @@ def seeded():
 
 @pytest.mark.parametrize("dtype", list(RTOL))
 @pytest.mark.parametrize("num_tokens,out_features,in_features,group_size",
-                         [(1, 64, 64, 32), (5, 128, 256, 128), (17, 72, 128, 64), (3, 96, 192, 64)])
+                         [(1, 64, 64, 32), (5, 128, 256, 128), (17, 72, 128, 64), (3, 96, 192, 64), (65, 136, 128, 128),
+                          (300, 64, 64, 32)])   # every tile of gemm_tiles
 def test_awq_gemm_matches_dequantized_reference(num_tokens, out_features, in_features, group_size, dtype):
     awq = to_awq_gemm(quantize_groups(torch.randn(out_features, in_features), group_size))
     weight = dequantize_groups(from_awq_gemm(awq["qweight"], awq["qzeros"], awq["scales"], group_size))  # [out, in]
     x = torch.randn(num_tokens, in_features).to(dtype)
-    out = awq_gemm_triton(x, awq["qweight"], awq["qzeros"], awq["scales"].to(dtype), group_size)
+    out = awq_gemm_triton(x, awq["qweight"], awq["qzeros"], awq["scales"], group_size)   # fp16 scales, as stored
     expected = x.float() @ weight.t()
     assert out.dtype == dtype and out.shape == (num_tokens, out_features)
     assert (out.float() - expected).abs().max() <= RTOL[dtype] * expected.abs().max()

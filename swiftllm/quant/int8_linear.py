@@ -1,7 +1,8 @@
 """INT8 weight-only linear, symmetric per output channel (a drop-in ``Linear``).
 
-``w[o, :] ~= code[o, :] * scale[o]`` with codes in -127..127. Two paths, chosen by the number of
-tokens M (see ``PACKED_KERNEL_MAX_TOKENS``): on CPU ``aten._weight_int8pack_mm`` (vectorised only for bf16
+``w[o, :] ~= code[o, :] * scale[o]`` with codes in -127..127. On CUDA a Triton W8A16 GEMM reads the codes
+directly (``triton_w8a16_gemm.py``; no float copy of the weight, ever). On CPU two paths, chosen by the number of
+tokens M (see ``PACKED_KERNEL_MAX_TOKENS``): ``aten._weight_int8pack_mm`` (vectorised only for bf16
 activations, so bf16-accurate: relative error about 1e-2) for decode, and for prefill a float32 GEMM
 on the codes converted in a temporary, the per-channel scale applied to the output. Nothing is cached.
 
@@ -52,6 +53,9 @@ class Int8Linear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: [M, in_features] -> [M, out_features] in x's dtype."""
+        if x.is_cuda:
+            from swiftllm.quant.triton_w8a16_gemm import w8a16_gemm_triton   # Triton loads only for CUDA tensors
+            return w8a16_gemm_triton(x.contiguous(), self.weight, self.scales)
         if self._packed_kernel_fits(x):
             x_bf16 = x.to(torch.bfloat16, memory_format=torch.contiguous_format, copy=True)  # fresh, aligned
             return torch.ops.aten._weight_int8pack_mm(x_bf16, self.weight, self.scales.to(torch.bfloat16)).to(x.dtype)

@@ -50,6 +50,8 @@ class LLMEngine:
         self.block_manager = BlockManager(self._memory.num_kv_blocks, config.block_size, config.watermark)
         self.scheduler = Scheduler(SchedulerConfig(config.max_num_seqs, config.max_num_batched_tokens), self.block_manager)
         self.worker = ModelRunner(self.model_config, weights, kv_cache, self.max_model_len, config.seed)
+        if config.device != "cpu":    # Triton compiles on first use: every variant now, not inside the step loop
+            self.worker.warm_up(config.max_num_batched_tokens)
         self.requests: dict[str, Request] = {}
         self._detokenizers: dict[str, IncrementalDetokenizer] = {}
         self._step_hooks: list[StepHook] = []
