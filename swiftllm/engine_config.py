@@ -11,8 +11,9 @@ DTYPES = {"float32": torch.float32, **HALF_DTYPES}
 class EngineConfig:
     """Everything the engine needs to start. Memory is a budget: weights + KV cache + workspace must fit.
 
-    ``memory_budget_bytes`` is the device-memory budget (on CPU a configured byte budget; on CUDA, the
-    default is ``gpu_memory_fraction`` of the card). ``num_kv_blocks`` overrides the derived KV size.
+    ``memory_budget_bytes`` is the device-memory budget (on CPU a configured byte budget, 2 GiB by default; on
+    CUDA by default the weights plus what is free after a profiling forward, less ``1 - gpu_memory_fraction`` of
+    the card). ``num_kv_blocks`` overrides the derived KV size.
     """
     model: str = "embedded"
     device: str = "cpu"
@@ -53,9 +54,8 @@ class EngineConfig:
             raise ValueError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {self.dtype!r}")
         return DTYPES[self.dtype]
 
-    def device_budget_bytes(self) -> int:
+    def configured_budget_bytes(self) -> int | None:
+        """``memory_budget_bytes``, or 2 GiB on CPU; ``None`` on CUDA without one (measured at start instead)."""
         if self.memory_budget_bytes is not None:
             return self.memory_budget_bytes
-        if self.device == "cpu":
-            return 2 * GiB
-        return int(torch.cuda.get_device_properties(torch.device(self.device)).total_memory * self.gpu_memory_fraction)
+        return 2 * GiB if self.device == "cpu" else None

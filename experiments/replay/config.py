@@ -21,16 +21,21 @@ class ModelSection:
 
 @dataclass
 class EngineSection:
-    """CPU budget in MB: weights + workspace + KV must fit (see docs/experiments.md for how it was chosen)."""
-    memory_budget_mb: float = 720.0
+    """Budget in MB: weights + workspace + KV must fit (the CPU default: see docs/experiments.md for how it was
+    chosen); ``null`` on a GPU: the weights plus what the card has free after a profiling forward (less 10 %).
+    ``device``: cpu, cuda or cuda:N; ``dtype``: auto (float32 on CPU, the checkpoint's half dtype on CUDA), float32,
+    float16 or bfloat16."""
+    memory_budget_mb: float | None = 720.0
     block_size: int = 16
     max_num_seqs: int = 16
     max_num_batched_tokens: int = 512
     max_model_len: int = 1024
+    device: str = "cpu"
+    dtype: str = "auto"
 
     def __post_init__(self):
-        if not self.memory_budget_mb > 0:
-            raise ValueError(f"engine.memory_budget_mb must be > 0, got {self.memory_budget_mb}")
+        if self.memory_budget_mb is not None and not self.memory_budget_mb > 0:
+            raise ValueError(f"engine.memory_budget_mb must be > 0 (or null on a GPU), got {self.memory_budget_mb}")
 
 
 @dataclass

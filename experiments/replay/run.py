@@ -85,8 +85,9 @@ def run_replay(cfg: ReplayConfig) -> ReplayResult:
 
 def build_engine(cfg: ReplayConfig) -> LLMEngine:
     e = cfg.engine
+    budget = None if e.memory_budget_mb is None else int(e.memory_budget_mb * MB)
     return LLMEngine(EngineConfig(
-        model=cfg.model.path, memory_budget_bytes=int(e.memory_budget_mb * MB), block_size=e.block_size,
+        model=cfg.model.path, device=e.device, dtype=e.dtype, memory_budget_bytes=budget, block_size=e.block_size,
         max_num_seqs=e.max_num_seqs, max_num_batched_tokens=e.max_num_batched_tokens, max_model_len=e.max_model_len))
 
 

@@ -52,7 +52,7 @@ class AwqLinear:
         if not x.is_cuda:
             return F.linear(x, self.dequantized_weight().to(x.dtype))
         x_padded = pad_columns(x, self.padded_in_features).contiguous()                    # [M, padded_in]
-        if x.dtype == torch.float16 and _has_awq_ext():
+        if awq_ext_takes(x):
             awq_ext = importlib.import_module("awq_ext")
             return awq_ext.gemm_forward_cuda(x_padded, self.qweight, self.scales, self.qzeros, AWQ_EXT_SPLIT_K)
         from swiftllm.quant.triton_awq_gemm import awq_gemm_triton   # Triton loads only for CUDA tensors
@@ -67,6 +67,11 @@ class AwqLinear:
     def dequantized_weight(self) -> torch.Tensor:
         """[out_features, in_features] float32."""
         return dequantize_groups(self.to_groups())
+
+
+def awq_ext_takes(x: torch.Tensor) -> bool:
+    """Whether AutoAWQ's kernel is installed and takes activations ``x`` (float16 only)."""
+    return x.dtype == torch.float16 and _has_awq_ext()
 
 
 def _has_awq_ext() -> bool:

@@ -43,7 +43,7 @@ class LLMEngine:
         self.tokenizer = LlamaTokenizer.load(config.model)
         self.max_model_len = config.max_model_len or min(self.model_config.max_position_embeddings, 4096)
         block_bytes = PagedKVCache.block_bytes(self.model_config, config.block_size, dtype)
-        self._memory = plan_memory(self.model_config, config, weights.nbytes(), block_bytes, self.max_model_len)
+        self._memory = plan_memory(self.model_config, config, weights, block_bytes, self.max_model_len)
         self._memory.log()
         kv_cache = PagedKVCache(self.model_config, self._memory.num_kv_blocks, config.block_size, dtype, config.device,
                                 max_blocks=self._memory.budget_bytes // block_bytes)   # room to grow within the budget
