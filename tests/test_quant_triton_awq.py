@@ -1,17 +1,16 @@
 """The Triton W4A16 GEMM on the AutoAWQ layout against the dequantized reference, in Triton's CPU interpreter.
 
-TRITON_INTERPRET must be set before ``triton`` is first imported, hence the import order below.
+tests/conftest.py selects the interpreter where no GPU is visible; tests/gpu run the kernel compiled.
 """
-import os
+import pytest
+import torch
 
-os.environ["TRITON_INTERPRET"] = "1"
+from swiftllm.quant.awq_format import from_awq_gemm, to_awq_gemm
+from swiftllm.quant.groupwise import dequantize_groups, quantize_groups
+from swiftllm.quant.triton_awq_gemm import awq_gemm_triton
+from tests.triton_interpreter import interpreted
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from swiftllm.quant.awq_format import from_awq_gemm, to_awq_gemm  # noqa: E402
-from swiftllm.quant.groupwise import dequantize_groups, quantize_groups  # noqa: E402
-from swiftllm.quant.triton_awq_gemm import awq_gemm_triton  # noqa: E402
+pytestmark = interpreted
 
 # relative to the largest output: float32 differs by summation order, float16 by input/output rounding
 RTOL = {torch.float32: 1e-5, torch.float16: 3e-3}

@@ -1,17 +1,16 @@
 """The Triton W8A16 GEMM (the CUDA path of ``Int8Linear``) against the dequantized reference, in Triton's CPU
 interpreter; every tile of ``gemm_tiles`` is reached.
 
-TRITON_INTERPRET must be set before ``triton`` is first imported, hence the import order below.
+tests/conftest.py selects the interpreter where no GPU is visible; tests/gpu run the kernel compiled.
 """
-import os
+import pytest
+import torch
 
-os.environ["TRITON_INTERPRET"] = "1"
+from swiftllm.quant.int8_linear import Int8Linear
+from swiftllm.quant.triton_w8a16_gemm import w8a16_gemm_triton
+from tests.triton_interpreter import interpreted
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from swiftllm.quant.int8_linear import Int8Linear  # noqa: E402
-from swiftllm.quant.triton_w8a16_gemm import w8a16_gemm_triton  # noqa: E402
+pytestmark = interpreted
 
 # relative to the largest output: float32 differs by summation order, float16 by input/output rounding
 RTOL = {torch.float32: 1e-5, torch.float16: 3e-3}
