@@ -1,13 +1,16 @@
-"""The Triton W4A16 GEMM on the AutoAWQ layout against the dequantized reference, in Triton's CPU interpreter.
+"""The Triton weight-only GEMMs against their dequantized references, in Triton's CPU interpreter: W4A16 on the
+AutoAWQ layout (``AwqLinear``'s CUDA path) and W8A16 (``Int8Linear``'s); every tile of ``gemm_tiles`` is reached.
 
-tests/conftest.py selects the interpreter where no GPU is visible; tests/gpu run the kernel compiled.
+tests/conftest.py selects the interpreter where no GPU is visible; tests/gpu run the kernels compiled.
 """
 import pytest
 import torch
 
 from swiftllm.quant.awq_format import from_awq_gemm, to_awq_gemm
 from swiftllm.quant.groupwise import dequantize_groups, quantize_groups
+from swiftllm.quant.int8_linear import Int8Linear
 from swiftllm.quant.triton_awq_gemm import awq_gemm_triton
+from swiftllm.quant.triton_w8a16_gemm import w8a16_gemm_triton
 from tests.triton_interpreter import interpreted
 
 pytestmark = interpreted
@@ -45,3 +48,21 @@ def test_awq_gemm_rejects_input_not_matching_qweight():
     awq = to_awq_gemm(quantize_groups(torch.randn(64, 64), 32))
     with pytest.raises(AssertionError, match="qweight must be int32"):
         awq_gemm_triton(torch.randn(2, 96), awq["qweight"], awq["qzeros"], awq["scales"].float(), 32)
+
+
+@pytest.mark.parametrize("dtype", list(RTOL))
+@pytest.mark.parametrize("num_tokens,out_features,in_features",
+                         [(1, 64, 64), (5, 96, 200), (17, 72, 128), (65, 130, 96), (300, 40, 48)])
+def test_w8a16_gemm_matches_the_dequantized_reference(num_tokens, out_features, in_features, dtype):
+    op = Int8Linear.quantize(torch.randn(out_features, in_features))
+    x = torch.randn(num_tokens, in_features).to(dtype)
+    out = w8a16_gemm_triton(x, op.weight, op.scales)
+    expected = x.float() @ op.dequantized_weight().t()
+    assert out.dtype == dtype and out.shape == (num_tokens, out_features)
+    assert (out.float() - expected).abs().max() <= RTOL[dtype] * expected.abs().max()
+
+
+def test_w8a16_gemm_rejects_a_weight_not_matching_the_input():
+    op = Int8Linear.quantize(torch.randn(32, 64))
+    with pytest.raises(AssertionError, match=r"weight must be int8 \[N, 48\]"):
+        w8a16_gemm_triton(torch.randn(2, 48), op.weight, op.scales)
