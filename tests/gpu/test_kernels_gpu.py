@@ -61,9 +61,8 @@ def test_store_kv_writes_exactly(cuda, dtype):
 @pytest.mark.parametrize("partition", [None, 256])
 def test_paged_decode_attention(cuda, dtype, q_heads, kv_heads, seq_lens, partition):
     head_dim, block_size = 128, 16
-    num_blocks = sum(-(-n // block_size) + 1 for n in seq_lens) + 8
-    k_cache, v_cache, tables = random_paged_context(seq_lens, num_blocks, block_size, kv_heads, head_dim, torch.float32)
-    k_cache, v_cache, tables = k_cache.to(cuda, dtype), v_cache.to(cuda, dtype), tables.to(cuda)
+    num_blocks = len(seq_lens) * (max(-(-n // block_size) for n in seq_lens) + 1)   # what random_paged_context draws
+    k_cache, v_cache, tables = random_paged_context(seq_lens, num_blocks, block_size, kv_heads, head_dim, dtype, cuda)
     q = torch.randn(len(seq_lens), q_heads, head_dim, device=cuda).to(dtype)
     lens = torch.tensor(seq_lens, device=cuda)
     scale = head_dim ** -0.5
