@@ -4,6 +4,8 @@ Install with ``pip install --no-build-isolation -e .``: the extension compiles a
 already installed (build isolation would pull a CUDA torch). The CPU extensions (memory arena, decode
 kernels) are always built; the CUDA arena extension only where torch is a CUDA build and a CUDA toolkit is found.
 """
+import os
+
 from setuptools import find_packages, setup
 
 try:
@@ -31,9 +33,17 @@ def cpu_kernels_extension() -> CppExtension:
                         extra_link_args=["-fopenmp"])
 
 
+def cuda_stub_dirs(cuda_home: str) -> list[str]:
+    """The toolkit's folders of link stubs (``libcuda.so``): the driver API links against them, so the extension
+    builds where no driver is installed; at run time the driver's own ``libcuda.so.1`` is loaded."""
+    candidates = [os.path.join(cuda_home, "lib64", "stubs"), os.path.join(cuda_home, "lib", "stubs"),
+                  os.path.join(cuda_home, "targets", f"{os.uname().machine}-linux", "lib", "stubs")]
+    return sorted({os.path.realpath(folder) for folder in candidates if os.path.isdir(folder)})
+
+
 def device_arena_extension() -> CUDAExtension:
     return CUDAExtension("swiftllm._arena_cuda", ["csrc/cuda/device_arena.cu", "csrc/cuda/device_bindings.cpp"],
-                         libraries=["cuda"], extra_compile_args=COMPILE_ARGS)
+                         libraries=["cuda"], library_dirs=cuda_stub_dirs(CUDA_HOME), extra_compile_args=COMPILE_ARGS)
 
 
 def extensions() -> list:
@@ -53,7 +63,8 @@ class BuildExtensions(BuildExtension):
             raise SystemExit(f"building the C++ extension {ext.name} failed: {failure}\n"
                              "MorphServe needs it (elastic memory arena, swap copy, decode kernels). Check that a C++ compiler "
                              "(g++ with C++20) is installed and that torch's headers match the installed torch; "
-                             "the CUDA part also needs nvcc and libcuda.") from failure
+                             "the CUDA part also needs nvcc and libcuda.so (the driver's, or the toolkit's "
+                             "lib64/stubs).") from failure
 
 
 setup(

@@ -6,16 +6,21 @@ quantized (and then cached) otherwise. Every tensor of every (layer, precision) 
 (``csrc/checksum.cpp``: CRC-32C lanes, about 10x zlib's CRC-32 here); a swap verifies a variant before copying it,
 tensor by tensor (``verify_slices``), so a variant corrupted in memory is refused instead of served. On CUDA
 the store lives in pinned host memory, so copies to the device run asynchronously.
+
+Device memory while a CUDA store is prepared (the KV pool already holds most of the card): the variants are
+quantized on the device one layer at a time and each goes to pinned host memory before the next is made;
+cached variants are read into host memory without touching the device. So the device holds at most the
+loaded weights + the KV pool + one layer's variants (plus AWQ's calibration activations).
 """
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
 from morph.plan import Precision
 from swiftllm.model_config import LlamaModelConfig
-from swiftllm.quant.model_quantizer import quantize_model
+from swiftllm.quant.model_quantizer import quantized_layers
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.quant.variant_cache import (VariantCacheError, has_variant, load_variant, model_fingerprint,
                                           save_variant)
@@ -55,7 +60,7 @@ class LayerStore:
         if len(counts) != 1:
             raise ValueError(f"every precision needs one variant per layer, got {({p.value: len(v) for p, v in variants.items()})}")
         pinned = torch.device(device).type == "cuda"
-        self._variants = {p: [_to_host(layer, pinned) for layer in layers] for p, layers in variants.items()}
+        self._variants = {p: _to_host(layers, pinned) for p, layers in variants.items()}
         self._checksums = {p: [checksums(layer) for layer in layers] for p, layers in self._variants.items()}
 
     @staticmethod
@@ -71,11 +76,13 @@ class LayerStore:
         """
         model_hash = model_fingerprint(weights) if cache_root else ""
         cache_dir = os.path.join(os.path.expanduser(cache_root), model_hash[:16]) if cache_root else None
-        variants = {Precision.FP: list(weights.layers)}
+        pinned = torch.device(device).type == "cuda"
+        variants = {Precision.FP: _to_host(weights.layers, pinned)}
         for precision in precisions:
             if precision != Precision.FP:
                 spec = variant_spec(precision, int4_spec)
-                variants[precision] = _cached_or_quantized(weights, cfg, spec, cache_dir, model_hash, calibration, device)
+                variants[precision] = _cached_or_quantized(weights, cfg, spec, cache_dir, model_hash, calibration,
+                                                           torch.device(device))
         return LayerStore(variants, device)
 
     @property
@@ -113,22 +120,38 @@ class LayerStore:
 
 
 def _cached_or_quantized(weights: ModelWeights, cfg: LlamaModelConfig, spec: VariantSpec, cache_dir: str | None,
-                         model_hash: str, calibration: list[torch.Tensor] | None, device) -> list[LayerWeights]:
+                         model_hash: str, calibration: list[torch.Tensor] | None, device: torch.device
+                         ) -> list[LayerWeights]:
+    """The variant's layers in host memory, laid out for ``device``'s kernels."""
+    pinned = device.type == "cuda"
     if cache_dir:
         try:
             if has_variant(cache_dir, spec, model_hash):
-                return load_variant(cache_dir, spec, model_hash, device, num_layers=len(weights.layers))
+                return _to_host(load_variant(cache_dir, spec, model_hash, "cpu", num_layers=len(weights.layers),
+                                             layout=device), pinned)
         except VariantCacheError as error:
             logger.warning("refusing cached variant %s: %s; quantizing it again", spec.name, error)
-    layers = quantize_model(weights, cfg, spec, calibration)
+    layers = _to_host(quantized_layers(weights, cfg, spec, calibration), pinned)
     if cache_dir:
         save_variant(cache_dir, spec, layers, model_hash, metadata={"source": "morph layer store"})
     return layers
 
 
-def _to_host(layer: LayerWeights, pinned: bool) -> LayerWeights:
-    """The layer over host memory: pinned copies for CUDA, the layer itself on CPU."""
+def _to_host(layers: Iterable[LayerWeights], pinned: bool) -> list[LayerWeights]:
+    """Each layer over host memory, taken one at a time (a layer on the device is dropped once it is copied, before
+    the next is made): pinned copies for CUDA, the layers themselves on CPU."""
     if not pinned:
-        return layer
-    return layer.with_tensors({name: t.detach().cpu().pin_memory() for name, t in layer.tensors().items()})
+        return list(layers)
+    return list(map(_pinned_layer, layers))
+
+
+def _pinned_layer(layer: LayerWeights) -> LayerWeights:
+    return layer.with_tensors({name: _pinned_copy(t) for name, t in layer.tensors().items()})
+
+
+def _pinned_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in pinned host memory (itself when it is pinned already): one copy, straight into pinned pages."""
+    if tensor.is_pinned():
+        return tensor
+    return torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True).copy_(tensor.detach())
 

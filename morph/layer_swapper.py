@@ -102,14 +102,16 @@ class LayerSwapper:
         return bool(self._swaps)
 
     def _move_into_slot(self, i: int) -> None:
-        """Place layer ``i``'s full-precision master in its slot and run it from there. On CUDA the loaded
-        copy's memory goes back to the driver at once, so moving in never needs twice the weights."""
+        """Place layer ``i``'s full-precision master in its slot and run it from there. The model first runs the
+        layer from the host master (on CPU the loaded layer itself), so on CUDA the loaded device copy goes back to
+        the driver before the slot takes its memory: the layer is never on the device twice."""
         master = self.store.layer(i, Precision.FP)
+        self.install(i, master)
+        if self.slots.arena.device.type == "cuda":
+            torch.cuda.empty_cache()
         self.slots.commit(i, self._fp_bytes[i])
         self.slots.copy_in(i, master)
         self.install(i, self.slots.views(i, master))
-        if self.slots.arena.device.type == "cuda":
-            torch.cuda.empty_cache()
 
     def variant_bytes(self, i: int, precision: Precision) -> int:
         """Slot bytes layer ``i`` needs at ``precision``."""

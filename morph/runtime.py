@@ -1,7 +1,7 @@
 """MorphServe on an ``LLMEngine``: the Serving Monitor -> Morphing Controller -> Morphing Actuator loop.
 
 ``attach_morph(engine, MorphConfig(...))`` prepares the layer store, moves the decoder layers into
-weight slots and adds one step hook that, at every step boundary:
+weight slots, on CUDA compiles the quantized variants' kernels, and adds one step hook that, at every step boundary:
 1. polls the actuator (settles finished swaps, grows or shrinks the KV pool, updates provenance);
 2. feeds the step's statistics to the monitor;
 3. when no swap is in flight, asks the controller for a plan and hands it to the actuator.
@@ -29,6 +29,7 @@ from morph.monitor import ServingMonitor
 from morph.plan import MorphPlan, Precision, parse_precisions
 from morph.policies import PRESETS, MorphPolicy, make_policy
 from morph.sim_swapper import SimulatedLayerSwapper
+from morph.variant_warm_up import warm_up_variants
 from swiftllm.quant.calibration import calibration_sequences, read_calibration_text
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.server.engine import LLMEngine
@@ -207,7 +208,11 @@ def swapper_for(engine: LLMEngine, config: MorphConfig, policy: MorphPolicy | No
     store = LayerStore.prepare(
         engine.model_weights, engine.model_config, precisions, config.int4_spec(),
         cache_root=config.variant_cache_dir, calibration=_calibration(engine, config), device=engine.config.device)
-    return LayerSwapper.into_slots(engine.install_layer, store, engine.config.device, config.swap_step_share)
+    swapper = LayerSwapper.into_slots(engine.install_layer, store, engine.config.device, config.swap_step_share)
+    if torch.device(engine.config.device).type == "cuda":      # Triton compiles the variants' GEMMs now
+        warm_up_variants(store, torch.device(engine.config.device), engine.model_weights.embed_tokens.dtype,
+                         engine.config.max_num_batched_tokens)
+    return swapper
 
 
 def _store_precisions(config: MorphConfig, policy: MorphPolicy | None) -> tuple[Precision, ...]:

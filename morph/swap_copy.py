@@ -5,8 +5,9 @@ not be read as the layer's weights, so the layer runs on an *interim* form of th
 
 - CPU (``cpu_swap_copy.CpuSwapCopier``): the work runs in slices on the step loop, within a share of each
   step; the interim layer is the host-store variant itself.
-- CUDA: the copy is enqueued on a dedicated stream (after the work already on the compute stream,
-  which may still read the slot) and an event is recorded. The interim layer is the slot views with
+- CUDA: the copy is enqueued on a dedicated stream, behind the work already on the compute stream
+  (which may still read the slot, and holds the zero-fill of chunks committed for a larger variant),
+  and an event is recorded. The interim layer is the slot views with
   its first GEMM wrapped so that the compute stream waits for the event right there: only that layer
   waits, and only if the copy has not finished. Its first norm, read before that GEMM, is a small
   device copy from the host store.
@@ -118,11 +119,13 @@ class SwapCopier(Protocol):
 
 
 class CudaSwapCopier:
-    """Copies on a dedicated CUDA stream; verifications on a background thread."""
+    """Copies on a dedicated CUDA stream; verifications on a background thread. ``cuda``: the ``torch.cuda``
+    namespace (streams, events, the current stream); a test passes a recorder."""
 
-    def __init__(self, slots: WeightSlots):
+    def __init__(self, slots: WeightSlots, cuda=torch.cuda):
         self.slots = slots
-        self.stream = torch.cuda.Stream(device=slots.arena.device)
+        self.cuda = cuda
+        self.stream = cuda.Stream(device=slots.arena.device)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="morph-swap",
                                             initializer=yield_cpu_to_compute)
 
@@ -146,10 +149,12 @@ class CudaSwapCopier:
         self._executor.shutdown(wait=True)
 
     def copy(self, i: int, variant: LayerWeights) -> Ticket:
-        """Enqueue the copy behind the compute stream's pending work (call it from the step loop)."""
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        with torch.cuda.stream(self.stream):
-            self.stream.wait_stream(torch.cuda.current_stream(self.slots.arena.device))
+        """Enqueue the copy behind the compute stream's pending work (call it from the step loop, whose current
+        stream is the compute stream: it is read *before* the copy stream becomes the current one)."""
+        compute = self.cuda.current_stream(self.slots.arena.device)
+        start, end = self.cuda.Event(enable_timing=True), self.cuda.Event(enable_timing=True)
+        with self.cuda.stream(self.stream):
+            self.stream.wait_stream(compute)
             start.record(self.stream)
             self.slots.copy_in(i, variant)
             end.record(self.stream)

@@ -3,18 +3,21 @@ from dataclasses import dataclass
 import torch
 
 GiB = 1 << 30
+HALF_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, **HALF_DTYPES}
 
 
 @dataclass(slots=True)
 class EngineConfig:
     """Everything the engine needs to start. Memory is a budget: weights + KV cache + workspace must fit.
 
-    ``memory_budget_bytes`` is the device-memory budget (on CPU a configured byte budget; on CUDA, the
-    default is ``gpu_memory_fraction`` of the card). ``num_kv_blocks`` overrides the derived KV size.
+    ``memory_budget_bytes`` is the device-memory budget (on CPU a configured byte budget, 2 GiB by default; on
+    CUDA by default the weights plus what is free after a profiling forward, less ``1 - gpu_memory_fraction`` of
+    the card). ``num_kv_blocks`` overrides the derived KV size.
     """
     model: str = "embedded"
     device: str = "cpu"
-    dtype: str = "auto"                    # auto: float32 on CPU, float16 on CUDA
+    dtype: str = "auto"                    # auto: float32 on CPU; on CUDA the checkpoint's float16/bfloat16
     block_size: int = 16
     memory_budget_bytes: int | None = None
     gpu_memory_fraction: float = 0.9
@@ -43,17 +46,19 @@ class EngineConfig:
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         self.torch_dtype()
 
-    def torch_dtype(self) -> torch.dtype:
+    def torch_dtype(self, checkpoint_dtype: str | None = None) -> torch.dtype:
+        """The compute dtype. ``auto``: float32 on CPU; on CUDA the checkpoint's own half dtype (its config's
+        ``torch_dtype``, when it is float16 or bfloat16), float16 otherwise."""
         if self.dtype == "auto":
-            return torch.float32 if self.device == "cpu" else torch.float16
-        dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-        if self.dtype not in dtypes:
-            raise ValueError(f"dtype must be one of auto, {', '.join(dtypes)}; got {self.dtype!r}")
-        return dtypes[self.dtype]
+            if self.device == "cpu":
+                return torch.float32
+            return HALF_DTYPES.get(checkpoint_dtype, torch.float16)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {self.dtype!r}")
+        return DTYPES[self.dtype]
 
-    def device_budget_bytes(self) -> int:
+    def configured_budget_bytes(self) -> int | None:
+        """``memory_budget_bytes``, or 2 GiB on CPU; ``None`` on CUDA without one (measured at start instead)."""
         if self.memory_budget_bytes is not None:
             return self.memory_budget_bytes
-        if self.device == "cpu":
-            return 2 * GiB
-        return int(torch.cuda.get_device_properties(torch.device(self.device)).total_memory * self.gpu_memory_fraction)
+        return 2 * GiB if self.device == "cpu" else None

@@ -30,6 +30,7 @@ class LlamaModelConfig:
     bos_token_id: int | None = None
     eos_token_ids: list[int] = field(default_factory=list)
     name: str = "llama"
+    torch_dtype: str | None = None      # the dtype the checkpoint was saved in ("float16", "bfloat16", ...), when known
 
     def __post_init__(self):
         if self.num_q_heads % self.num_kv_heads != 0:
@@ -73,6 +74,7 @@ class LlamaModelConfig:
             bos_token_id=cfg.get("bos_token_id"),
             eos_token_ids=[] if eos is None else ([eos] if isinstance(eos, int) else list(eos)),
             name=cfg.get("_name_or_path", "llama"),
+            torch_dtype=cfg.get("torch_dtype") or cfg.get("dtype"),   # newer transformers write "dtype"
         )
 
     @staticmethod

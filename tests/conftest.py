@@ -1,13 +1,21 @@
 import os
 
-os.environ.setdefault("TRITON_INTERPRET", "1")   # must precede the first triton import (kernel tests run on CPU)
-
 import pytest
 import torch
 
 from tests.tiny_model import write_tiny_llama
 
+# Triton's CPU interpreter runs the kernel tests where no GPU is visible. It is chosen when a kernel is decorated,
+# so this precedes the first triton import; with a GPU the kernels compile for it (tests/gpu) and the interpreted
+# tests skip, unless TRITON_INTERPRET=1 is set for a process of their own (then tests/gpu refuse to run).
+if "TRITON_INTERPRET" not in os.environ and not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
+
 torch.set_num_threads(2)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU and compiled Triton kernels (tests/gpu); skipped without one")
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +27,6 @@ def tiny_llama(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def hf_embedded():
     """transformers' own load of the embedded GGUF: the independent reference."""
-    import os
     from transformers import AutoModelForCausalLM
     from swiftllm.worker.weight_loader import embedded_model_path
     path = embedded_model_path()

@@ -12,10 +12,11 @@ PAGED_CASES = [
 
 
 def random_paged_context(seq_lens: list[int], num_blocks: int, block_size: int, kv_heads: int, head_dim: int,
-                         dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random caches and per-sequence block tables over disjoint, shuffled blocks."""
+                         dtype: torch.dtype, device: str | torch.device = "cpu"
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random caches and per-sequence block tables over disjoint, shuffled blocks (``num_blocks`` must cover them)."""
     max_blocks = max(-(-n // block_size) for n in seq_lens) + 1
-    k_cache = torch.randn(num_blocks, block_size, kv_heads, head_dim, dtype=dtype)
+    k_cache = torch.randn(num_blocks, block_size, kv_heads, head_dim, device=device).to(dtype)
     v_cache = torch.randn_like(k_cache)
-    block_ids = torch.randperm(num_blocks)[:len(seq_lens) * max_blocks]
+    block_ids = torch.randperm(num_blocks, device=device)[:len(seq_lens) * max_blocks]
     return k_cache, v_cache, block_ids.view(len(seq_lens), max_blocks)

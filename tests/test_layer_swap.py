@@ -128,7 +128,7 @@ def test_store_checksums_catch_a_flipped_byte(model):
 def test_store_prepare_reads_its_cache_and_requantizes_a_corrupted_one(tiny_llama, tmp_path, monkeypatch, caplog):
     cfg, weights = load_model(tiny_llama)
     first = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_root=str(tmp_path))
-    monkeypatch.setattr("morph.layer_store.quantize_model", _fail_quantize)
+    monkeypatch.setattr("morph.layer_store.quantized_layers", _fail_quantize)
     cached = LayerStore.prepare(weights, cfg, (FP, INT4), RTN, cache_root=str(tmp_path))
     assert [checksums(cached.layer(i, INT4)) for i in range(3)] == [checksums(first.layer(i, INT4)) for i in range(3)]
     [variant_file] = tmp_path.glob(f"*/{RTN.name}.safetensors")              # one folder per model

@@ -224,7 +224,7 @@ def test_awq_variants_are_calibrated_on_a_text_and_cached(tiny_llama, tmp_path, 
                          variant_cache_dir=str(tmp_path / "variants"))
     first = attach_morph(_engine(tiny_llama), config)
     assert [e.status for e in first.apply([INT4] * 3)] == ["done"] * 3
-    monkeypatch.setattr("morph.layer_store.quantize_model", _fail_quantize)
+    monkeypatch.setattr("morph.layer_store.quantized_layers", _fail_quantize)
     cached = attach_morph(_engine(tiny_llama), config)
     for i in range(3):
         expected = first.swapper.store.layer(i, INT4).tensors()

@@ -39,6 +39,25 @@ def test_bad_configs_fail_at_start(overrides, error, match):
         _compose(overrides)
 
 
+def test_the_engine_section_selects_the_device_and_dtype(monkeypatch):
+    import experiments.replay.run as replay_run
+    built = []
+    monkeypatch.setattr(replay_run, "LLMEngine", built.append)
+    replay_run.build_engine(_compose(["engine.device=cuda:1", "engine.dtype=bfloat16", "engine.memory_budget_mb=null"]))
+    replay_run.build_engine(_compose([]))
+    gpu, cpu = built
+    assert (gpu.device, gpu.dtype, gpu.memory_budget_bytes) == ("cuda:1", "bfloat16", None)
+    assert (cpu.device, cpu.dtype, cpu.memory_budget_bytes) == ("cpu", "auto", 720 << 20)
+
+
+@pytest.mark.parametrize("override,match", [("engine.device=tpu", "device must be"),
+                                            ("engine.dtype=float8", "dtype must be one of")])
+def test_bad_devices_and_dtypes_fail_before_the_model_loads(override, match):
+    from experiments.replay.run import build_engine
+    with pytest.raises(ValueError, match=match):
+        build_engine(_compose([override]))
+
+
 def test_paper_trace_configs_point_at_the_shared_traces():
     cfg = _compose(["trace=azure_code"])
     assert cfg.trace.kind == "azure" and cfg.trace.path.endswith("AzureLLMInferenceTrace_code.csv")

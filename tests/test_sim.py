@@ -152,8 +152,12 @@ def test_bad_hardware_names_and_values_fail_clearly():
         with pytest.raises(ValueError, match="memory_efficiency must lie in"):
             OmegaConf.to_object(compose("config", overrides=["backend=sim", "hardware=l4", "model=llama-2-7b",
                                                              "engine=gpu", "hardware.memory_efficiency=1.5"]))
-        with pytest.raises(ValueError, match="runs only simulated"):
+        with pytest.raises(ValueError, match="a GPU's hardware config runs on engine.device=cuda"):
             OmegaConf.to_object(compose("config", overrides=["hardware=l4"]))
+        with pytest.raises(ValueError, match="hardware=cpu on engine.device=cpu"):
+            OmegaConf.to_object(compose("config", overrides=["engine.device=cuda"]))
+        gpu_run = OmegaConf.to_object(compose("config", overrides=["hardware=h200", "engine.device=cuda"]))
+        assert gpu_run.hardware.name == "h200" and gpu_run.engine.device == "cuda"
 
 
 # ---- determinism and the same decisions as a real run ------------------------------------------------------------------
@@ -220,9 +224,9 @@ def test_with_a_real_runs_step_times_the_simulator_makes_the_same_decisions(tiny
     reference = _decisions(real, real_clock, _workload())
     assert sum(reference["preemptions"]) > 0, "the pool was meant to be too small"
     sim_clock = VirtualClock()
-    source = ModelSource(real.model_config, real.tokenizer, real.memory.weight_bytes,
-                         lambda plan, max_len: SimWorker(RecordedDurations(durations), tiny_cpu, sim_clock,
-                                                         meta_weights(real.model_config, config.torch_dtype()),
+    weights = meta_weights(real.model_config, config.torch_dtype())
+    source = ModelSource(real.model_config, real.tokenizer, weights, config.torch_dtype(),
+                         lambda plan, max_len: SimWorker(RecordedDurations(durations), tiny_cpu, sim_clock, weights,
                                                          plan.max_kv_blocks, plan.block_bytes, 5))
     simulated = _decisions(LLMEngine(config, clock=sim_clock, source=source), sim_clock, _workload())
     assert simulated == reference

@@ -1,31 +1,26 @@
-"""Each Triton kernel against the torch op it mirrors, run by Triton's CPU interpreter.
+"""Each Triton kernel against the torch op it mirrors, run by Triton's CPU interpreter on CPU tensors.
 
-TRITON_INTERPRET must be set before ``triton`` is first imported (it selects the interpreter when
-``@triton.jit`` decorates the kernels, triton's own library functions included), hence the import
-order below.
+tests/conftest.py selects the interpreter (before ``triton`` is first imported) where no GPU is visible; with a GPU
+these tests skip and tests/gpu run the kernels compiled. bfloat16 is left to tests/gpu: the interpreter computes it
+wrongly.
 """
-import os
-import sys
+import pytest
+import torch
 
-if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-    raise RuntimeError("triton was imported before TRITON_INTERPRET=1 was set, so its kernels cannot run on CPU: "
-                       "set TRITON_INTERPRET=1 in the environment or at the top of tests/conftest.py")
-os.environ["TRITON_INTERPRET"] = "1"
+from swiftllm.worker.kernels.kv_store import store_kv
+from swiftllm.worker.kernels.paged_attention import paged_decode_attention
+from swiftllm.worker.kernels.rmsnorm import rmsnorm
+from swiftllm.worker.kernels.rotary import apply_rotary
+from swiftllm.worker.kernels.silu_and_mul import silu_and_mul
+from swiftllm.worker.kernels.triton_kv_store import store_kv_triton
+from swiftllm.worker.kernels.triton_paged_attention import BLOCK_N, paged_decode_attention_triton, partition_tokens
+from swiftllm.worker.kernels.triton_rmsnorm import rmsnorm_triton
+from swiftllm.worker.kernels.triton_rotary import apply_rotary_triton
+from swiftllm.worker.kernels.triton_silu_and_mul import silu_and_mul_triton
+from tests.paged_context import PAGED_CASES, random_paged_context
+from tests.triton_interpreter import interpreted
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from swiftllm.worker.kernels.kv_store import store_kv  # noqa: E402
-from swiftllm.worker.kernels.paged_attention import paged_decode_attention  # noqa: E402
-from swiftllm.worker.kernels.rmsnorm import rmsnorm  # noqa: E402
-from swiftllm.worker.kernels.rotary import apply_rotary  # noqa: E402
-from swiftllm.worker.kernels.silu_and_mul import silu_and_mul  # noqa: E402
-from swiftllm.worker.kernels.triton_kv_store import store_kv_triton  # noqa: E402
-from swiftllm.worker.kernels.triton_paged_attention import paged_decode_attention_triton  # noqa: E402
-from swiftllm.worker.kernels.triton_rmsnorm import rmsnorm_triton  # noqa: E402
-from swiftllm.worker.kernels.triton_rotary import apply_rotary_triton  # noqa: E402
-from swiftllm.worker.kernels.triton_silu_and_mul import silu_and_mul_triton  # noqa: E402
-from tests.paged_context import PAGED_CASES, random_paged_context  # noqa: E402
+pytestmark = interpreted
 
 # (atol, rtol) per dtype: float32 differs only by summation order; float16 by one rounding step.
 TOLERANCES = {torch.float32: (1e-5, 1e-5), torch.float16: (2e-3, 2e-3)}
@@ -115,26 +110,36 @@ def test_store_kv_rejects_mismatched_heads():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
 @pytest.mark.parametrize("q_heads,kv_heads,head_dim,block_size,seq_lens", PAGED_CASES)
-def test_paged_decode_attention_matches_torch(q_heads, kv_heads, head_dim, block_size, seq_lens, index_dtype, dtype):
+@pytest.mark.parametrize("partition", [None, 7])   # None: the whole context in one program here (1 "SM"); 7: split
+def test_paged_decode_attention_matches_torch(q_heads, kv_heads, head_dim, block_size, seq_lens, index_dtype, dtype,
+                                              partition):
     num_blocks = 64
     k_cache, v_cache, block_tables = random_paged_context(seq_lens, num_blocks, block_size, kv_heads, head_dim, dtype)
     q = torch.randn(len(seq_lens), q_heads, head_dim, dtype=dtype)
     lens = torch.tensor(seq_lens)
     scale = head_dim ** -0.5
     expected = paged_decode_attention(q.float(), k_cache.float(), v_cache.float(), block_tables, lens, scale).to(dtype)
-    actual = paged_decode_attention_triton(q, k_cache, v_cache, block_tables.to(index_dtype), lens.to(index_dtype), scale)
+    actual = paged_decode_attention_triton(q, k_cache, v_cache, block_tables.to(index_dtype), lens.to(index_dtype), scale,
+                                           partition=partition)
     assert_close(actual, expected)
+
+
+def test_the_context_split_covers_a_long_context_in_whole_inner_steps():
+    assert partition_tokens(num_programs=32, max_seq_len=4096, num_sms=132) == 256       # 16 partitions: 512 programs
+    assert partition_tokens(num_programs=64 * 32, max_seq_len=4096, num_sms=132) == 4096  # enough programs already
+    assert partition_tokens(num_programs=1, max_seq_len=10, num_sms=132) == BLOCK_N       # never below one step
 
 
 def test_paged_decode_attention_ignores_slots_past_seq_len():
     k_cache, v_cache, block_tables = random_paged_context([6], 8, 4, 2, 16, torch.float32)
     q = torch.randn(1, 4, 16)
     lens = torch.tensor([6])
-    before = paged_decode_attention_triton(q, k_cache, v_cache, block_tables, lens, 0.25)
+    before = paged_decode_attention_triton(q, k_cache, v_cache, block_tables, lens, 0.25, partition=5)
     last_block = block_tables[0, 1]
     k_cache[last_block, 2:] = 1e4
     v_cache[last_block, 2:] = float("nan")
-    torch.testing.assert_close(paged_decode_attention_triton(q, k_cache, v_cache, block_tables, lens, 0.25), before)
+    torch.testing.assert_close(paged_decode_attention_triton(q, k_cache, v_cache, block_tables, lens, 0.25, partition=5),
+                               before)
 
 
 def test_paged_decode_attention_rejects_bad_gqa_ratio():

@@ -74,7 +74,7 @@ void DeviceArena::check_range(std::size_t offset, std::size_t nbytes) const {
   }
 }
 
-void DeviceArena::map_chunk(std::size_t index) {
+void DeviceArena::map_chunk(std::size_t index, CUstream stream) {
   const CUdeviceptr address = chunk_address(index);
   CUmemGenericAllocationHandle handle;
   check(cuMemCreate(&handle, granularity_, &prop_, 0), "cuMemCreate");
@@ -93,7 +93,7 @@ void DeviceArena::map_chunk(std::size_t index) {
     check(granted, "cuMemSetAccess");
   }
   chunks_[index] = handle;
-  check(cuMemsetD8(address, 0, granularity_), "cuMemsetD8");
+  check(cuMemsetD8Async(address, 0, granularity_, stream), "cuMemsetD8Async");
 }
 
 void DeviceArena::unmap_chunk(std::size_t index) {
@@ -102,26 +102,26 @@ void DeviceArena::unmap_chunk(std::size_t index) {
   chunks_[index].reset();
 }
 
-std::size_t DeviceArena::commit(std::size_t offset, std::size_t nbytes) {
+std::size_t DeviceArena::commit(std::size_t offset, std::size_t nbytes, CUstream stream) {
   check_range(offset, nbytes);
   if (nbytes == 0) return 0;
   ContextGuard guard(context_);
   std::size_t mapped = 0;
   for (std::size_t index = offset / granularity_; index * granularity_ < offset + nbytes; ++index) {
     if (chunks_[index]) continue;
-    map_chunk(index);
+    map_chunk(index, stream);
     mapped += granularity_;
   }
   return mapped;
 }
 
-std::size_t DeviceArena::release(std::size_t offset, std::size_t nbytes) {
+std::size_t DeviceArena::release(std::size_t offset, std::size_t nbytes, CUstream stream) {
   check_range(offset, nbytes);
   const std::size_t first = (offset + granularity_ - 1) / granularity_;
   const std::size_t last = (offset + nbytes) / granularity_;
   if (last <= first) return 0;
   ContextGuard guard(context_);
-  check(cuCtxSynchronize(), "cuCtxSynchronize");
+  check(cuStreamSynchronize(stream), "cuStreamSynchronize");
   std::size_t freed = 0;
   for (std::size_t index = first; index < last; ++index) {
     if (!chunks_[index]) continue;

@@ -26,19 +26,21 @@ class DeviceArena {
   std::size_t granularity() const { return granularity_; }
   int device_ordinal() const { return ordinal_; }
 
-  // Maps zero-filled physical memory under every chunk touching [offset, offset + nbytes) that is
-  // not mapped yet. Returns the bytes newly mapped.
-  std::size_t commit(std::size_t offset, std::size_t nbytes);
+  // Maps physical memory under every chunk touching [offset, offset + nbytes) that is not mapped
+  // yet and enqueues its zero-fill on `stream` (work enqueued on `stream` afterwards sees zeros;
+  // other streams must wait for `stream` first). Returns the bytes newly mapped.
+  std::size_t commit(std::size_t offset, std::size_t nbytes, CUstream stream);
 
-  // Waits for the device to go idle, then unmaps and frees the chunks lying wholly inside
-  // [offset, offset + nbytes). Returns the bytes freed.
-  std::size_t release(std::size_t offset, std::size_t nbytes);
+  // Waits for the work already enqueued on `stream` (the only stream that may still touch the
+  // range), then unmaps and frees the chunks lying wholly inside [offset, offset + nbytes). Other
+  // streams keep running: the device is not synchronized. Returns the bytes freed.
+  std::size_t release(std::size_t offset, std::size_t nbytes, CUstream stream);
 
   // Throws std::out_of_range unless [offset, offset + nbytes) lies inside the arena.
   void check_range(std::size_t offset, std::size_t nbytes) const;
 
  private:
-  void map_chunk(std::size_t index);
+  void map_chunk(std::size_t index, CUstream stream);
   void unmap_chunk(std::size_t index);
   CUdeviceptr chunk_address(std::size_t index) const { return base_ + index * granularity_; }
 

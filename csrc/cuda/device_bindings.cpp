@@ -28,6 +28,14 @@ void device_copy_into(torch::Tensor dst, const torch::Tensor& src, std::uintptr_
              dst.nbytes(), reinterpret_cast<CUstream>(stream));
 }
 
+std::size_t device_commit(DeviceArena& arena, std::size_t offset, std::size_t nbytes, std::uintptr_t stream) {
+  return arena.commit(offset, nbytes, reinterpret_cast<CUstream>(stream));
+}
+
+std::size_t device_release(DeviceArena& arena, std::size_t offset, std::size_t nbytes, std::uintptr_t stream) {
+  return arena.release(offset, nbytes, reinterpret_cast<CUstream>(stream));
+}
+
 }  // namespace
 }  // namespace morphserve
 
@@ -39,9 +47,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_property_readonly("capacity_bytes", &DeviceArena::capacity_bytes)
       .def_property_readonly("granularity", &DeviceArena::granularity)
       .def("view", &morphserve::device_view, py::arg("offset"), py::arg("shape"), py::arg("dtype"))
-      .def("release", &DeviceArena::release, py::arg("offset"), py::arg("nbytes"),
+      .def("release", &morphserve::device_release, py::arg("offset"), py::arg("nbytes"), py::arg("stream"),
            py::call_guard<py::gil_scoped_release>())
-      .def("commit", &DeviceArena::commit, py::arg("offset"), py::arg("nbytes"),
+      .def("commit", &morphserve::device_commit, py::arg("offset"), py::arg("nbytes"), py::arg("stream"),
            py::call_guard<py::gil_scoped_release>());
   m.def("copy_into", &morphserve::device_copy_into, py::arg("dst"), py::arg("src"), py::arg("stream"));
 }

@@ -30,17 +30,22 @@ class ModelSection:
 
 @dataclass
 class EngineSection:
-    """Budget in MB: weights + workspace + KV must fit (the CPU's: docs/experiments.md). ``None`` (simulated GPUs):
-    the hardware's memory less its reserve."""
+    """Budget in MB: weights + workspace + KV must fit (the CPU default: see docs/experiments.md for how it was
+    chosen); ``null`` on a real GPU: the weights plus what the card has free after a profiling forward (less 10 %);
+    ``null`` on a simulated GPU (``backend=sim``): the hardware's memory less its reserve. ``device`` (real backend):
+    cpu, cuda or cuda:N; ``dtype``: auto (float32 on CPU, the checkpoint's half dtype on CUDA), float32, float16 or
+    bfloat16."""
     memory_budget_mb: float | None = 720.0
     block_size: int = 16
     max_num_seqs: int = 16
     max_num_batched_tokens: int = 512
     max_model_len: int = 1024
+    device: str = "cpu"
+    dtype: str = "auto"
 
     def __post_init__(self):
         if self.memory_budget_mb is not None and not self.memory_budget_mb > 0:
-            raise ValueError(f"engine.memory_budget_mb must be > 0, got {self.memory_budget_mb}")
+            raise ValueError(f"engine.memory_budget_mb must be > 0 (or null on a GPU), got {self.memory_budget_mb}")
 
 
 @dataclass
@@ -145,5 +150,7 @@ class ReplayConfig:
         self.model.checkpoint_or_preset(self.backend.simulated)
         if self.backend.simulated:
             self.hardware.spec()
-        elif self.hardware.name != "cpu":
-            raise ValueError(f"hardware={self.hardware.name} runs only simulated (backend=sim): this machine is a CPU")
+        elif (self.hardware.name == "cpu") != (self.engine.device == "cpu"):
+            raise ValueError(f"backend=real runs hardware={self.hardware.name} on engine.device={self.engine.device}: "
+                             "a GPU's hardware config runs on engine.device=cuda (or simulated: backend=sim), "
+                             "hardware=cpu on engine.device=cpu")

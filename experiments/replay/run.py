@@ -88,7 +88,8 @@ def build_engine(cfg: ReplayConfig) -> LLMEngine:
     """The real engine, or (``backend=sim``) the same engine over the simulator's worker on ``cfg.hardware``."""
     e, simulated = cfg.engine, cfg.backend.simulated
     config = EngineConfig(
-        model=cfg.model.checkpoint_or_preset(simulated), block_size=e.block_size, max_num_seqs=e.max_num_seqs,
+        model=cfg.model.checkpoint_or_preset(simulated), device=e.device, dtype=e.dtype, block_size=e.block_size,
+        max_num_seqs=e.max_num_seqs,
         memory_budget_bytes=None if e.memory_budget_mb is None else int(e.memory_budget_mb * MB),
         max_num_batched_tokens=e.max_num_batched_tokens, max_model_len=e.max_model_len)
     return simulated_engine(config, cfg.hardware.spec()) if simulated else LLMEngine(config)

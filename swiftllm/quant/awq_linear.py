@@ -1,9 +1,11 @@
 """INT4 linear over the AutoAWQ GEMM layout: the CUDA INT4 variant (a drop-in ``Linear``).
 
-On CUDA it runs AutoAWQ's kernel when the ``awq_ext`` extension (AutoAWQ_kernels) is installed,
-otherwise our Triton W4A16 GEMM. On CPU (tests, or a CUDA variant inspected on the host) it
-dequantizes into a temporary and runs a float GEMM; the CPU engine uses ``Int4Linear`` instead.
+On CUDA it runs AutoAWQ's kernel when the ``awq_ext`` extension (AutoAWQ_kernels) is installed and the
+activations are float16 (the only dtype it takes), otherwise our Triton W4A16 GEMM. On CPU (tests, or a CUDA
+variant inspected on the host) it dequantizes into a temporary and runs a float GEMM; the CPU engine uses
+``Int4Linear`` instead.
 """
+import functools
 import importlib
 import importlib.util
 
@@ -12,7 +14,6 @@ import torch.nn.functional as F
 
 from swiftllm.quant.awq_format import from_awq_gemm, to_awq_gemm
 from swiftllm.quant.groupwise import GroupQuantized, dequantize_groups, pad_columns
-from swiftllm.quant.triton_awq_gemm import awq_gemm_triton
 
 AWQ_EXT_SPLIT_K = 8  # AutoAWQ's own choice for gemm_forward_cuda
 
@@ -52,10 +53,11 @@ class AwqLinear:
         if not x.is_cuda:
             return F.linear(x, self.dequantized_weight().to(x.dtype))
         x_padded = pad_columns(x, self.padded_in_features).contiguous()                    # [M, padded_in]
-        if _has_awq_ext():
+        if awq_ext_takes(x):
             awq_ext = importlib.import_module("awq_ext")
             return awq_ext.gemm_forward_cuda(x_padded, self.qweight, self.scales, self.qzeros, AWQ_EXT_SPLIT_K)
-        return awq_gemm_triton(x_padded, self.qweight, self.qzeros, self.scales.to(x.dtype), self.group_size)
+        from swiftllm.quant.triton_awq_gemm import awq_gemm_triton   # Triton loads only for CUDA tensors
+        return awq_gemm_triton(x_padded, self.qweight, self.qzeros, self.scales, self.group_size)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"qweight": self.qweight, "qzeros": self.qzeros, "scales": self.scales}
@@ -68,5 +70,11 @@ class AwqLinear:
         return dequantize_groups(self.to_groups())
 
 
+def awq_ext_takes(x: torch.Tensor) -> bool:
+    """Whether AutoAWQ's kernel is installed and takes activations ``x`` (float16 only)."""
+    return x.dtype == torch.float16 and _has_awq_ext()
+
+
+@functools.cache
 def _has_awq_ext() -> bool:
     return importlib.util.find_spec("awq_ext") is not None

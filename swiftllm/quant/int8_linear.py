@@ -1,8 +1,9 @@
 """INT8 weight-only linear, symmetric per output channel (a drop-in ``Linear``).
 
-``w[o, :] ~= code[o, :] * scale[o]`` with codes in -127..127. Paths, chosen by the number of tokens M:
-- M <= ``KERNEL_MAX_TOKENS`` on an AVX2 + FMA CPU: the C++ kernel (``csrc/int8_linear.cpp``) streams the int8
-  codes and multiplies them with the fp32 activations (W8A32, float32-accurate);
+``w[o, :] ~= code[o, :] * scale[o]`` with codes in -127..127. Paths, chosen by device and the number of tokens M:
+- CUDA: a Triton W8A16 GEMM reads the codes directly (``triton_w8a16_gemm.py``; no float copy of the weight);
+- CPU, M <= ``KERNEL_MAX_TOKENS`` on an AVX2 + FMA machine: the C++ kernel (``csrc/int8_linear.cpp``) streams the
+  int8 codes and multiplies them with the fp32 activations (W8A32, float32-accurate);
 - otherwise: a float32 GEMM on the codes converted in a temporary, the per-channel scale applied to the output.
   Nothing is cached.
 """
@@ -48,6 +49,9 @@ class Int8Linear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: [M, in_features] -> [M, out_features] in x's dtype."""
+        if x.is_cuda:
+            from swiftllm.quant.triton_w8a16_gemm import w8a16_gemm_triton   # Triton loads only for CUDA tensors
+            return w8a16_gemm_triton(x.contiguous(), self.weight, self.scales)
         if (x.shape[0] <= self.KERNEL_MAX_TOKENS and x.dtype == torch.float32 and self.weight.is_cpu
                 and cpu_kernels() is not None):
             return cpu_kernels().int8_linear(x.contiguous(), self.weight, self.scales)

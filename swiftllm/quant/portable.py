@@ -25,7 +25,9 @@ def linear_to_portable(op: Linear) -> tuple[dict, dict[str, torch.Tensor]]:
     raise TypeError(f"no portable form for linear op {type(op).__name__}")
 
 
-def linear_from_portable(meta: dict, tensors: dict[str, torch.Tensor], device: torch.device) -> Linear:
+def linear_from_portable(meta: dict, tensors: dict[str, torch.Tensor], device: torch.device,
+                         layout: torch.device | None = None) -> Linear:
+    """The op over tensors on ``device`` for the kernels of ``layout`` (default: ``device``)."""
     kind = meta["kind"]
     if kind == "dense":
         return DenseLinear(tensors["weight"].to(device).contiguous())
@@ -33,5 +35,5 @@ def linear_from_portable(meta: dict, tensors: dict[str, torch.Tensor], device: t
         return Int8Linear(tensors["weight"].to(device).contiguous(), tensors["scales"].to(device).contiguous())
     if kind == "int4":
         q = from_awq_gemm(tensors["qweight"], tensors["qzeros"], tensors["scales"], meta["group_size"], meta["in_features"])
-        return build_int4_linear(q, device)
+        return build_int4_linear(q, device, layout)
     raise ValueError(f"unknown linear kind {kind!r} in a portable description")

@@ -73,9 +73,9 @@ def save_variant(cache_dir: str, spec: VariantSpec, layers: list[LayerWeights], 
 
 
 def load_variant(cache_dir: str, spec: VariantSpec, model_hash: str, device: str | torch.device = "cpu",
-                 num_layers: int | None = None) -> list[LayerWeights]:
-    """Read, verify and rebuild one variant for ``device`` (INT4 re-packed for this CPU or for CUDA);
-    ``num_layers``, when given, is the number of layers the variant must hold."""
+                 num_layers: int | None = None, layout: str | torch.device | None = None) -> list[LayerWeights]:
+    """Read, verify and rebuild one variant on ``device`` for the kernels of ``layout`` (default: ``device``; INT4
+    re-packed for this CPU or for CUDA); ``num_layers``, when given, is the number of layers the variant must hold."""
     entry = _variant_entry(cache_dir, spec, model_hash)
     if num_layers is not None and entry["num_layers"] != num_layers:
         raise VariantCacheError(f"variant {spec.name!r} in {cache_dir!r} has {entry['num_layers']} layers, "
@@ -84,8 +84,9 @@ def load_variant(cache_dir: str, spec: VariantSpec, model_hash: str, device: str
     tensors = _load_tensors(path)
     _verify(path, tensors, entry["sha256"])
     device = torch.device(device)
+    layout = device if layout is None else torch.device(layout)
     try:
-        return [_layer_from_portable(tensors, i, entry["linears"], device) for i in range(entry["num_layers"])]
+        return [_layer_from_portable(tensors, i, entry["linears"], device, layout) for i in range(entry["num_layers"])]
     except (KeyError, TypeError, ValueError) as error:
         raise VariantCacheError(f"{path}: the manifest's description of variant {spec.name!r} does not match its "
                                 f"tensors: {error!r}") from error
@@ -113,12 +114,13 @@ def _portable_layers(layers: list[LayerWeights]) -> tuple[dict, dict[str, torch.
     return linears, {key: t.detach().cpu().contiguous() for key, t in tensors.items()}
 
 
-def _layer_from_portable(tensors: dict[str, torch.Tensor], i: int, linears: dict, device: torch.device) -> LayerWeights:
+def _layer_from_portable(tensors: dict[str, torch.Tensor], i: int, linears: dict, device: torch.device,
+                         layout: torch.device) -> LayerWeights:
     prefix = f"layers.{i}."
     ops = {}
     for name, meta in linears.items():
         own = {key[len(prefix + name) + 1:]: t for key, t in tensors.items() if key.startswith(f"{prefix}{name}.")}
-        ops[name] = linear_from_portable(meta, own, device)
+        ops[name] = linear_from_portable(meta, own, device, layout)
     norms = {name: tensors[prefix + name].to(device).contiguous() for name in NORM_NAMES}
     return LayerWeights(**norms, **ops)
 

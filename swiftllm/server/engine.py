@@ -41,8 +41,8 @@ class LLMEngine:
         source = source or load_model_source(config)
         self.model_config, self.tokenizer = source.model_config, source.tokenizer
         self.max_model_len = config.max_model_len or min(self.model_config.max_position_embeddings, 4096)
-        block_bytes = PagedKVCache.block_bytes(self.model_config, config.block_size, config.torch_dtype())
-        self._memory = plan_memory(self.model_config, config, source.weight_bytes, block_bytes, self.max_model_len)
+        block_bytes = PagedKVCache.block_bytes(self.model_config, config.block_size, source.dtype)
+        self._memory = plan_memory(self.model_config, config, source.weights, block_bytes, self.max_model_len)
         self._memory.log()
         self.block_manager = BlockManager(self._memory.num_kv_blocks, config.block_size, config.watermark)
         self.scheduler = Scheduler(SchedulerConfig(config.max_num_seqs, config.max_num_batched_tokens), self.block_manager)

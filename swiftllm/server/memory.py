@@ -6,6 +6,8 @@ import torch
 
 from swiftllm.engine_config import EngineConfig
 from swiftllm.model_config import LlamaModelConfig
+from swiftllm.worker.memory_profile import cuda_budget_bytes, profile_workspace_bytes
+from swiftllm.worker.weight import ModelWeights
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +56,19 @@ def activation_workspace_bytes(cfg: LlamaModelConfig, config: EngineConfig, max_
     return (rows * per_row + gather) * elem + logits
 
 
-def plan_memory(cfg: LlamaModelConfig, config: EngineConfig, weight_bytes: int, block_bytes: int, max_model_len: int) -> MemoryPlan:
-    budget = config.device_budget_bytes()
-    workspace = activation_workspace_bytes(cfg, config, max_model_len)
+def plan_memory(cfg: LlamaModelConfig, config: EngineConfig, weights: ModelWeights, block_bytes: int,
+                max_model_len: int) -> MemoryPlan:
+    """The budget and workspace are configured / counted from shapes, or on CUDA without a configured budget measured
+    (``swiftllm.worker.memory_profile``: a profiling forward, then the memory free after it)."""
+    weight_bytes = weights.nbytes()
+    budget = config.configured_budget_bytes()
+    if budget is None:
+        device = weights.embed_tokens.device
+        workspace = profile_workspace_bytes(weights, cfg, config.max_num_batched_tokens,
+                                            min(config.max_num_seqs, config.max_num_batched_tokens))
+        budget = cuda_budget_bytes(device, config.gpu_memory_fraction, weight_bytes)
+    else:
+        workspace = activation_workspace_bytes(cfg, config, max_model_len)
     if config.num_kv_blocks is not None:
         num_blocks = config.num_kv_blocks
     else:

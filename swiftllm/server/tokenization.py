@@ -1,4 +1,5 @@
-"""Tokenizer (HF ``tokenizers`` runtime) built from GGUF metadata or an HF folder, plus the chat template."""
+"""Tokenizer (HF ``tokenizers`` runtime) built from GGUF metadata or an HF folder, plus the chat template; random
+models (``random:<preset>``) get a byte-level tokenizer sized to the preset's vocabulary."""
 import json
 import os
 
@@ -6,6 +7,8 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
+from swiftllm.model_config import LlamaModelConfig
+from swiftllm.worker.random_weights import RandomModelSpec, is_random_model
 from swiftllm.worker.weight_loader import gguf_fields, is_gguf, resolve_model_path
 
 
@@ -44,6 +47,8 @@ class LlamaTokenizer:
     @staticmethod
     def load(model_path: str) -> "LlamaTokenizer":
         path = resolve_model_path(model_path)
+        if is_random_model(path):
+            return byte_level_tokenizer(RandomModelSpec.parse(path).config())
         return _from_gguf(path) if is_gguf(path) else _from_hf_folder(path)
 
 
@@ -56,6 +61,34 @@ def _chat_template(source: str):
     environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     environment.globals["raise_exception"] = _raise_exception
     return environment.from_string(source)
+
+
+def byte_level_tokenizer(cfg: LlamaModelConfig) -> LlamaTokenizer:
+    """Every text encodes to its UTF-8 bytes (one token each, no merges); the vocabulary is filled to
+    ``cfg.vocab_size`` with placeholder tokens ``<|id|>`` (what a random model mostly generates), and BOS / EOS sit
+    at the config's ids."""
+    specials = {cfg.bos_token_id: "<s>", **{eos: "</s>" for eos in cfg.eos_token_ids}}
+    byte_symbols = iter(_byte_symbols())
+    vocab = {}
+    for token_id in range(cfg.vocab_size):
+        name = specials.get(token_id) or next(byte_symbols, None) or f"<|{token_id}|>"
+        vocab[name] = token_id
+    if len(vocab) != cfg.vocab_size:
+        raise ValueError(f"a byte-level vocabulary needs the 256 bytes and distinct specials, vocab_size={cfg.vocab_size}")
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], fuse_unk=False, byte_fallback=False))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens(sorted(set(specials.values())))
+    eos = cfg.eos_token_ids[0] if cfg.eos_token_ids else None
+    return LlamaTokenizer(tokenizer, None, cfg.bos_token_id, eos, cfg.bos_token_id is not None)
+
+
+def _byte_symbols() -> list[str]:
+    """The 256 characters byte-level BPE writes bytes as (GPT-2's table: printable bytes stand for themselves)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\xa1"), ord("\xac") + 1), *range(ord("\xae"), 256)]
+    shifted = [b for b in range(256) if b not in printable]
+    table = {b: chr(b) for b in printable} | {b: chr(256 + n) for n, b in enumerate(shifted)}
+    return [table[b] for b in range(256)]
 
 
 def _from_gguf(path: str) -> LlamaTokenizer:

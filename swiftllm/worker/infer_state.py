@@ -21,4 +21,5 @@ class InferState:
     num_prefill_rows: int
     decode_block_tables: torch.Tensor | None  # [D, max_blocks] block tables of the decoding sequences (None: no decode)
     decode_seq_lens: torch.Tensor | None      # [D] context length of each, the new token included
+    decode_max_seq_len: int                   # max(decode_seq_lens), known on the host (0: no decode)
     logit_rows: torch.Tensor           # [S] rows whose next-token logits are needed

@@ -10,9 +10,12 @@ Invariants:
   while the arena or any view of it exists (each view holds a reference to the arena).
 - CPU: ``release`` returns the whole pages inside a range to the OS (the process RSS drops); they
   read back as zeros, and writing to them simply commits them again.
-- CUDA: ``release`` unmaps the whole granularity chunks inside a range after the device goes idle;
-  touching an uncommitted chunk is an illegal device access, so ``commit`` (which zero-fills new
-  chunks) must precede use.
+- CUDA: ``release`` unmaps the whole granularity chunks inside a range once the work already on the
+  current stream is done (other streams keep running: whatever else touched the range must have
+  finished, or the caller waits for it first); touching an uncommitted chunk is an illegal device
+  access, so ``commit`` must precede use. ``commit`` enqueues the zero-fill of new chunks on the
+  current stream, so work enqueued on that stream afterwards, or on a stream that waits for it, sees
+  the zeros before it writes.
 
 The extension is imported lazily, so ``import swiftllm`` works before it is built.
 """
@@ -58,17 +61,25 @@ class MemoryArena:
 
     def release(self, offset: int, nbytes: int) -> int:
         """Returns the whole pages inside [offset, offset + nbytes) to the OS / device; partial pages
-        at the ends keep their bytes. Returns the bytes released."""
+        at the ends keep their bytes. CUDA: first waits for the current stream only. Returns the bytes released."""
         _check_byte_count(offset, "offset")
         _check_byte_count(nbytes, "nbytes")
+        if self.device.type == "cuda":
+            return self._arena.release(offset, nbytes, self._current_stream())
         return self._arena.release(offset, nbytes)
 
     def commit(self, offset: int, nbytes: int) -> int:
         """Backs every page touching [offset, offset + nbytes) with memory now (contents kept on CPU,
-        zero-filled new chunks on CUDA). Returns the bytes covered (CPU) or newly mapped (CUDA)."""
+        new chunks zero-filled on the current stream on CUDA). Returns the bytes covered (CPU) or newly mapped (CUDA)."""
         _check_byte_count(offset, "offset")
         _check_byte_count(nbytes, "nbytes")
+        if self.device.type == "cuda":
+            return self._arena.commit(offset, nbytes, self._current_stream())
         return self._arena.commit(offset, nbytes)
+
+    def _current_stream(self) -> int:
+        """The CUstream handle of the current torch stream on the arena's device."""
+        return torch.cuda.current_stream(self.device).cuda_stream
 
 
 def copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:

@@ -7,6 +7,7 @@ from swiftllm.worker.infer_state import InferState, PrefillSeq
 from swiftllm.worker.kv_cache import PagedKVCache
 from swiftllm.worker.model import LlamaModel
 from swiftllm.worker.sampler import sample
+from swiftllm.worker.warm_up import warm_up_chunks, warm_up_linears
 from swiftllm.worker.weight import LayerWeights, ModelWeights
 
 
@@ -15,6 +16,7 @@ class ModelRunner:
         self.cfg = cfg
         self.model = LlamaModel(cfg, weights, max_positions)
         self.kv_cache = kv_cache
+        self.max_positions = max_positions
         self.device = weights.final_norm.device
         self.generator = torch.Generator().manual_seed(seed)
         self.sequence_generators: dict[str, torch.Generator] = {}
@@ -36,6 +38,17 @@ class ModelRunner:
         tokens = sample(logits, [c.sampling for c in sampled], [self._generator(c) for c in sampled])
         by_sequence = {c.seq_id: token for c, token in zip(sampled, tokens)}
         return [by_sequence[c.seq_id] for c in batch.sampled]
+
+    def warm_up(self, max_num_batched_tokens: int) -> None:
+        """Run every kernel variant the model can pick (``swiftllm.worker.warm_up``) once; call before serving, while
+        no sequence holds KV blocks (the warm-up writes the first ones)."""
+        max_context = min(self.max_positions, self.kv_cache.num_blocks * self.kv_cache.block_size)
+        for chunks in warm_up_chunks(max_num_batched_tokens, max_context, self.kv_cache.block_size):
+            input_ids, state = self.prepare(chunks)
+            self.model.forward(input_ids, state, self.kv_cache.k, self.kv_cache.v)
+        warm_up_linears(self.weights.layers[0], max_num_batched_tokens, self.weights.embed_tokens.dtype, self.device)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def release(self, seq_id: str) -> None:
         self.sequence_generators.pop(seq_id, None)
@@ -68,13 +81,15 @@ class ModelRunner:
             if chunk.sampling is not None:
                 logit_rows.append(row - 1)
         tables = lens = None
+        decode_lens = [c.context_len for c in decode]
         if decode:
             tables = _padded_tables([c.block_table for c in decode])
-            lens = torch.tensor([c.context_len for c in decode])
+            lens = torch.tensor(decode_lens)
         state = InferState(
             positions=_to(torch.cat(positions), self.device), slot_mapping=_to(torch.cat(slots), self.device),
             prefills=prefills, num_prefill_rows=row - len(decode),
             decode_block_tables=_to(tables, self.device), decode_seq_lens=_to(lens, self.device),
+            decode_max_seq_len=max(decode_lens, default=0),
             logit_rows=torch.tensor(logit_rows, dtype=torch.int64, device=self.device),
         )
         return torch.tensor(ids, dtype=torch.int64, device=self.device), state

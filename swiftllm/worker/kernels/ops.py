@@ -91,7 +91,7 @@ def decode_attention(q, k_cache, v_cache, state, scale: float) -> torch.Tensor:
     """q: [D, hq, d] for the decode rows of ``state`` -> [D, hq, d]."""
     if q.is_cuda:
         return _triton().paged_decode_attention(q.contiguous(), k_cache, v_cache, state.decode_block_tables,
-                                                state.decode_seq_lens, scale)
+                                                state.decode_seq_lens, scale, state.decode_max_seq_len)
     if _cpu_float32(q):
         return cpu_kernels().paged_decode_attention(q.contiguous(), k_cache, v_cache, state.decode_block_tables,
                                                     state.decode_seq_lens, scale)
@@ -99,9 +99,18 @@ def decode_attention(q, k_cache, v_cache, state, scale: float) -> torch.Tensor:
                                                   state.decode_seq_lens, scale)
 
 
+FLASH_ATTN_DTYPES = (torch.float16, torch.bfloat16)   # the only dtypes flash-attn's kernels take
+
+
+def flash_attn_for(q: torch.Tensor):
+    """flash-attn's function when it is installed and takes ``q`` (CUDA, float16 / bfloat16), else ``None``."""
+    return _flash_attn_func() if q.is_cuda and q.dtype in FLASH_ATTN_DTYPES else None
+
+
 def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-    """Causal, the last Tq of Tk positions: q [Tq, hq, d], k, v [Tk, hkv, d] -> [Tq, hq, d]."""
-    flash = _flash_attn_func() if q.is_cuda else None
+    """Causal, the last Tq of Tk positions: q [Tq, hq, d], k, v [Tk, hkv, d] -> [Tq, hq, d]. flash-attn on CUDA in
+    float16 / bfloat16 when installed; torch's attention otherwise (float32 on CUDA too)."""
+    flash = flash_attn_for(q)
     if flash is not None:   # causal masks align bottom-right, which is the cached-prefix case
         return flash(q[None], k[None], v[None], softmax_scale=scale, causal=True)[0]
     return paged_attention.prefill_attention(q, k, v, scale)
