@@ -136,21 +136,21 @@ def _check_monitor(monitor: MonitorSpec) -> None:
     for name in ("short_window_s", "long_window_s", "trend_bin_s"):
         _require(getattr(monitor, name) > 0, f"monitor.{name}", "be > 0", getattr(monitor, name))
     _require(monitor.short_window_s <= monitor.long_window_s, "monitor.short_window_s",
-             f"not exceed monitor.long_window_s ({monitor.long_window_s})", monitor.short_window_s)
+             f"not exceed policy.monitor.long_window_s ({monitor.long_window_s})", monitor.short_window_s)
     _require(2 * monitor.trend_bin_s <= monitor.long_window_s, "monitor.trend_bin_s",
-             f"fit at least twice in monitor.long_window_s ({monitor.long_window_s})", monitor.trend_bin_s)
+             f"fit at least twice in policy.monitor.long_window_s ({monitor.long_window_s})", monitor.trend_bin_s)
 
 
 def _check_controller(spec: ControllerSpec, monitor: MonitorSpec) -> None:
     _require(0 < spec.kv_usage_trigger <= 1, "controller.kv_usage_trigger", "lie in (0, 1] (a share of the KV "
              "capacity)", spec.kv_usage_trigger)
     _require(0 <= spec.kv_usage_release < spec.kv_usage_trigger, "controller.kv_usage_release",
-             f"lie in [0, kv_usage_trigger={spec.kv_usage_trigger}) for hysteresis", spec.kv_usage_release)
+             f"lie in [0, policy.controller.kv_usage_trigger={spec.kv_usage_trigger}) for hysteresis", spec.kv_usage_release)
     _require(spec.queue_delay_trigger_s > 0, "controller.queue_delay_trigger_s", "be > 0", spec.queue_delay_trigger_s)
     _require(0 <= spec.queue_delay_release_s < spec.queue_delay_trigger_s, "controller.queue_delay_release_s",
-             f"lie in [0, queue_delay_trigger_s={spec.queue_delay_trigger_s}) for hysteresis",
+             f"lie in [0, policy.controller.queue_delay_trigger_s={spec.queue_delay_trigger_s}) for hysteresis",
              spec.queue_delay_release_s)
-    _require(spec.cooldown_s >= monitor.short_window_s, "controller.cooldown_s", f"be >= monitor.short_window_s "
+    _require(spec.cooldown_s >= monitor.short_window_s, "controller.cooldown_s", f"be >= policy.monitor.short_window_s "
              f"({monitor.short_window_s}): pressure is judged on the short window", spec.cooldown_s)
     _check_layer_count(spec.layers_per_step, "controller.layers_per_step", minimum=1)
     _check_layer_count(spec.max_quantized_layers, "controller.max_quantized_layers", minimum=0)
