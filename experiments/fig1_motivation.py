@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.metrics import prefix_agreement
 from experiments.plots.figure_files import FigureFiles, new_figure, policy_color, save_figure
-from experiments.replay.figures import register_schemas, run_policies
+from experiments.replay.figures import register_schemas, run_policies_with_baseline
 from experiments.replay.run import ReplayResult
 
 LOAD_BINS = 30
@@ -46,7 +46,8 @@ def plot_motivation(results: dict[str, ReplayResult], baseline: str, slo_ttft_ms
     figure, (load, ttft, layers, loss) = new_figure(num_axes=4, width_in=8.0, height_in=2.2, stacked=True)
     centers, rate = arrival_rate(base)
     load.bar(centers, rate, width=centers[1] - centers[0] if len(centers) > 1 else 1.0, color="tab:gray")
-    rows = [{"panel": "arrival_rate", "policy": "", "time_s": float(t), "value": float(v)} for t, v in zip(centers, rate)]
+    rows = [{"panel": "arrival_rate", "policy": "", "time_s": float(t), "value": float(v)}
+            for t, v in zip(centers, rate)]
     for policy, result in results.items():
         color = policy_color(policy)
         arrivals = [r.arrival_time - result.start_time for r in result.records]
@@ -76,9 +77,8 @@ register_schemas()
 @hydra.main(config_path="../configs", config_name="figure", version_base=None)
 def main(raw: DictConfig) -> None:
     cfg = OmegaConf.to_object(raw)
-    if cfg.baseline not in cfg.policies:
-        raise SystemExit(f"Figure 1 sets each policy beside baseline={cfg.baseline}: add it to policies={cfg.policies}")
-    files = plot_motivation(run_policies(cfg), cfg.baseline, cfg.slo.ttft_ms, Path(cfg.figure_dir),
+    results = run_policies_with_baseline(cfg, "Figure 1 sets each policy beside")
+    files = plot_motivation(results, cfg.baseline, cfg.slo.ttft_ms, Path(cfg.figure_dir),
                             simulated=cfg.backend.simulated, title=f"{cfg.model.name}, {cfg.trace.kind} trace")
     print(f"wrote {files.png} and {files.csv}")
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.metrics import format_table
 from experiments.plots.policy_bars import plot_policy_bars
 from experiments.replay.comparison import compare
-from experiments.replay.figures import register_schemas, run_policies
+from experiments.replay.figures import register_schemas, run_policies_with_baseline
 from experiments.replay.run import ReplayResult
 
 MB = 1 << 20
@@ -55,9 +55,8 @@ register_schemas()
 @hydra.main(config_path="../configs", config_name="figure", version_base=None)
 def main(raw: DictConfig) -> None:
     cfg = OmegaConf.to_object(raw)
-    if cfg.baseline not in cfg.policies:
-        raise SystemExit(f"the summary compares with baseline={cfg.baseline}: add it to policies={cfg.policies}")
-    rows = summary_rows(run_policies(cfg), cfg.baseline, cfg.backend.simulated)
+    rows = summary_rows(run_policies_with_baseline(cfg, "the summary compares with"), cfg.baseline,
+                        cfg.backend.simulated)
     print(format_table(rows, COLUMNS))
     files = plot_policy_bars(rows, PANELS, Path(cfg.figure_dir), "summary_section4",
                              title=f"{cfg.model.name}, {cfg.trace.kind} trace")

@@ -34,7 +34,7 @@ ORDERS=$RESULTS/swap_orders
 # Quality of the variants (docs/quality.md): perplexity, the LIS profiles of the embedded model for the AWQ variant
 # (the figure runs) and the RTN variant (the README's main job), Table 1.
 [ "${SMOKE:-0}" = 1 ] || python3 experiments/perplexity.py "${EVAL[@]}"
-for variant in $INT4 rtn-int4-g128; do
+for variant in $(printf '%s\n' $INT4 rtn-int4-g128 | sort -u); do
   python3 experiments/profile_layers.py "${EVAL[@]}" "${PROFILE[@]}" int4_variant=$variant \
     "output_path=$ORDERS/smollm2-135m-$variant-lis.json"
 done

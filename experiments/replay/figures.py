@@ -54,6 +54,13 @@ def run_policies(cfg: FigureConfig) -> dict[str, ReplayResult]:
     return {policy: run_or_load(_figure_run(cfg, policy), cfg.runs_dir) for policy in cfg.policies}
 
 
+def run_policies_with_baseline(cfg: FigureConfig, purpose: str) -> dict[str, ReplayResult]:
+    """``run_policies`` for a figure that compares with ``cfg.baseline`` (``purpose`` says how): it must be run too."""
+    if cfg.baseline not in cfg.policies:
+        raise SystemExit(f"{purpose} baseline={cfg.baseline}: add it to policies={cfg.policies}")
+    return run_policies(cfg)
+
+
 def _figure_run(cfg: FigureConfig, policy: str) -> ReplayConfig:
     run = preset_run(cfg, policy)
     if run.policy.kind == "morph":
