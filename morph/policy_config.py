@@ -88,6 +88,11 @@ class PolicyConfig:
     swap_order: SwapOrderSpec = field(default_factory=SwapOrderSpec)
 
     def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first bad field (run at construction; again by ``MorphConfig``, since the
+        fields stay assignable)."""
         _check_identity(self)
         _check_monitor(self.monitor)
         _check_controller(self.controller, self.monitor)

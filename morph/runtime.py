@@ -69,6 +69,8 @@ class MorphConfig:
     def __post_init__(self):
         if isinstance(self.policy, str):
             object.__setattr__(self, "policy", load_policy(self.policy))
+        if self.policy is not None:
+            self.policy.check()
         if self.policy is not None and self.policy.kind == "fp":
             raise ValueError(f"policy {self.policy.name!r} is full precision: serve without a morph runtime")
         if self.int4_method not in INT4_METHODS:

@@ -90,3 +90,11 @@ def test_layer_counts_resolve_against_the_model(text, layers):
 def test_malformed_layer_counts_are_refused(text):
     with pytest.raises(ValueError, match="a count such as '2'"):
         LayerCount.parse(text)
+
+
+def test_a_value_assigned_after_construction_is_checked_when_the_runtime_is_configured():
+    from morph.runtime import MorphConfig
+    policy = load_policy("morph_accuracy")
+    policy.controller.kv_usage_release = 0.99
+    with pytest.raises(ValueError, match="policy.controller.kv_usage_release"):
+        MorphConfig(policy=policy, int4_method="rtn")
