@@ -17,6 +17,11 @@ except ImportError as missing_torch:
                      ) from missing_torch
 
 COMPILE_ARGS = {"cxx": ["-O3"], "nvcc": ["-O3"]}
+# Sweeps beyond one job at a time (configs/hydra/launcher/): `pip install -e .[cluster]` (scripts/setup.sh does).
+# Ray 2.60 is the version the online server's ray[serve] pins; the Ray launcher needs cloudpickle < 3, which keeps
+# joblib below 1.6 (joblib 1.6 needs cloudpickle >= 3).
+CLUSTER_REQUIRES = ["hydra-joblib-launcher==1.2.0", "hydra-submitit-launcher==1.2.0", "hydra-ray-launcher==1.2.2",
+                    "ray[default]==2.60.0"]
 
 
 def host_arena_extension() -> CppExtension:
@@ -74,6 +79,7 @@ setup(
     packages=find_packages(include=["swiftllm*", "morph*", "experiments*"]),
     package_data={"swiftllm.sim": ["op_tables/*.json"]},
     python_requires=">=3.10",
+    extras_require={"cluster": CLUSTER_REQUIRES},
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtensions},
 )

@@ -4,8 +4,8 @@
 
 Times, on the embedded model's real weights: a decoder layer outside attention at FP / INT8 / INT4 by token count,
 decode and prefill attention (fitted), the LM head by sampled rows; this machine's read, CRC-32 and swap-copy (under
-decode load) speeds; then replays the default synthetic burst online under fp, static_int4 and morph_accuracy and
-fits each step's period as ``op_scale * ops + step + per_sequence * D``. About five minutes on the 2-core machine;
+decode load) speeds; then replays the default synthetic burst online under the paper's policies (configs/figure.yaml)
+and fits each step's period as ``op_scale * ops + step + per_sequence * D``. About five minutes on the 2-core machine;
 run it with nothing else running. The simulator's fidelity against real replays is measured by
 ``experiments/validate_sim.py``.
 """
@@ -25,19 +25,18 @@ from experiments.calibration.op_timing import (
     HEAD_ROWS, LAYER_TOKENS, fit_decode_attention, fit_prefill_attention, head_seconds, layer_seconds,
 )
 from experiments.calibration.step_fit import fit_overhead, record_steps
-from experiments.replay.config import PolicySection, ReplayConfig
+from experiments.replay.config import ReplayConfig
+from experiments.replay.figures import paper_policies
 from experiments.replay.policy import attach_policy
 from experiments.replay.run import build_engine, random_token_range
 from experiments.workload import build_workload, load_workload_trace
+from morph.policy_presets import load_policy
 from morph.runtime import MorphConfig, attach_morph
 from swiftllm.quant.model_quantizer import quantize_model
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.sim.cost_model import CostModel
 from swiftllm.sim.cpu_ops import SHAPE_FIELDS, CpuOps, CpuOpTable
 from swiftllm.sim.hardware_config import OP_TABLE_DIR
-
-FIT_POLICIES = ("fp", "static_int4", "morph_accuracy")
-
 
 def time_ops(engine) -> dict:
     cfg, weights = engine.model_config, engine.model_weights
@@ -63,17 +62,17 @@ def time_machine(engine) -> dict[str, float]:
 
 
 def fit_steps(ops: dict, model: dict) -> dict[str, float]:
-    """Replay the default burst online under each of FIT_POLICIES and fit the step periods."""
+    """Replay the default burst online under each of the paper's policies and fit the step periods."""
     provisional = CpuOpTable(model=model, overhead={"op_scale": 1.0, "step_s": 0.0, "per_sequence_s": 0.0},
                              machine={}, provenance={}, **ops)
     samples = []
     events_dir = tempfile.mkdtemp(prefix="calibration-events-")
-    for policy in FIT_POLICIES:
+    for policy in paper_policies():
         logging.info("replaying the default burst under %s", policy)
-        cfg = ReplayConfig(policy=PolicySection(name=policy), plots=False)
+        cfg = ReplayConfig(policy=load_policy(policy), plots=False)
         engine = build_engine(cfg)
         cost = CostModel(CpuOps(provisional, engine.model_config))
-        runtime = attach_policy(engine, cfg.policy, Path(events_dir))
+        runtime = attach_policy(engine, cfg.policy, cfg.quant, Path(events_dir))
         workload = build_workload(load_workload_trace(cfg.trace), cfg.dataset, engine.tokenizer,
                                   random_token_range(engine))
         try:

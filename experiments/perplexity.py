@@ -1,7 +1,7 @@
 """WikiText-2 test perplexity: ``python experiments/perplexity.py [overrides]``.
 
 Examples: ``data.num_windows=null`` (whole split), ``variants=[fp,rtn-int4-g64]``,
-``swap.counts=[4,8] swap.order=results/swap_orders/smollm2-135m-lis.json``, ``cross_check_hf=null``.
+``swap.counts=[4,8] swap.order=results/swap_orders/smollm2-135m-awq-int4-g128-lis.json``, ``cross_check_hf=null``.
 Writes perplexity.csv and perplexity.json into the Hydra run folder (results/perplexity/...).
 """
 import logging

@@ -1,8 +1,9 @@
 """Offline layer profiling: ``python experiments/profile_layers.py [overrides]`` writes the swap order JSON.
 
 Examples: ``method=front_to_back``, ``calibration.seq_len=512 calibration.num_seqs=2``,
-``coefficients.mds=10``. The output (``output_path``, default results/swap_orders/<model>-<method>.json)
-is what ``policy.swap_order_path`` of the replay and ``lis_order_file`` of Table 1 read.
+``coefficients.mds=10``. The output (``output_path``, default
+results/swap_orders/<model>-<int4 variant>-<method>.json) is what the replays read by default (``policy.swap_order.source=lis`` finds the LIS profile of their model and variant in
+``results/swap_orders``) and ``lis_order_file`` of Table 1.
 """
 import logging
 

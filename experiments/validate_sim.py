@@ -2,7 +2,7 @@
 real engine's own run-to-run spread) and ``backend=sim hardware=cpu``.
 
     python experiments/validate_sim.py [--windows azure_code azure_conv synthetic_burst]
-                                       [--policies fp static_int4 morph_accuracy morph_performance]
+                                       [--policies <presets; default: the paper's four, configs/figure.yaml>]
                                        [--out results/validate_sim] [--reuse]
 
 For every window x policy and figure (P50 / P95 TTFT, mean / P99 TPOT, output throughput, peak KV capacity, morph
@@ -23,13 +23,12 @@ from omegaconf import OmegaConf
 from experiments.metrics import format_table, write_report
 from experiments.replay.config import ReplayConfig
 from experiments.replay.run import ReplayResult, run_replay
-from experiments.replay.figures import register_schemas
+from experiments.replay.figures import paper_policies, register_schemas
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FIGURES = ("median_ttft_ms", "p95_ttft_ms", "mean_tpot_ms", "p99_tpot_ms", "output_throughput", "peak_kv_blocks",
            "morph_transitions")
 WINDOWS = ("azure_code", "azure_conv", "synthetic_burst")
-POLICIES = ("fp", "static_int4", "morph_accuracy", "morph_performance")
 
 
 def replay_config(window: str, policy: str, backend: str, out_dir: Path) -> ReplayConfig:
@@ -62,7 +61,7 @@ def compare(real: list[dict], sim: dict) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", nargs="+", default=list(WINDOWS))
-    parser.add_argument("--policies", nargs="+", default=list(POLICIES))
+    parser.add_argument("--policies", nargs="+", default=paper_policies())
     parser.add_argument("--out", default="results/validate_sim")
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args()

@@ -101,7 +101,7 @@ class ControllerConfig:
         if self.layers_per_step < 1:
             raise ValueError(f"layers_per_step must be >= 1, got {self.layers_per_step}")
         object.__setattr__(self, "max_quantized_layers", _check_cap(self.max_quantized_layers, self.num_layers))
-        object.__setattr__(self, "ladder", _check_ladder(self.ladder))
+        object.__setattr__(self, "ladder", check_ladder(self.ladder))
         order = range(self.num_layers) if self.swap_order is None else self.swap_order
         object.__setattr__(self, "swap_order", validate_swap_order(order, self.num_layers))
 
@@ -121,7 +121,8 @@ def _check_cap(cap: int | None, num_layers: int) -> int:
     return cap
 
 
-def _check_ladder(ladder: Sequence[str | Precision]) -> tuple[Precision, ...]:
+def check_ladder(ladder: Sequence[str | Precision]) -> tuple[Precision, ...]:
+    """The ladder as ``Precision``s if it starts at FP and steps down strictly, else ``ValueError``."""
     rungs = parse_precisions(ladder)
     ranks = [list(Precision).index(p) for p in rungs]
     if len(rungs) < 2 or rungs[0] != Precision.FP or ranks != sorted(set(ranks)):

@@ -93,6 +93,11 @@ class LayerStore:
     def num_layers(self) -> int:
         return len(self._variants[Precision.FP])
 
+    @property
+    def nbytes(self) -> int:
+        """Host memory the store holds: every layer in every precision, the full-precision masters included."""
+        return sum(layer.nbytes() for layers in self._variants.values() for layer in layers)
+
     def layer(self, i: int, precision: Precision) -> LayerWeights:
         self._check(i, precision)
         return self._variants[precision][i]

@@ -27,11 +27,14 @@ from morph.layer_store import LayerStore
 from morph.layer_swapper import LayerSwapper
 from morph.monitor import ServingMonitor
 from morph.plan import MorphPlan, Precision, parse_precisions
-from morph.policies import PRESETS, MorphPolicy, make_policy
+from morph.policy_config import MorphPolicy, PolicyConfig
+from morph.policy_presets import load_policy
 from morph.sim_swapper import SimulatedLayerSwapper
+from morph.swap_order_source import SwapOrderChoice, choose_swap_order
 from morph.variant_warm_up import warm_up_variants
 from swiftllm.quant.calibration import calibration_sequences, read_calibration_text
 from swiftllm.quant.spec import VariantSpec
+from swiftllm.quant.variant_cache import model_fingerprint
 from swiftllm.server.engine import LLMEngine
 from swiftllm.server.structs import StepStats
 from swiftllm.sim.worker import SimWorker
@@ -46,16 +49,16 @@ DEFAULT_VARIANT_CACHE = "~/.cache/morphserve/variants"
 class MorphConfig:
     """What to morph and how; every value is checked at construction.
 
-    ``policy``: a preset name (``morph_accuracy``, ``morph_performance``, ``morph_forecast``) or ``None``
-    for no controller (plans come only from ``MorphRuntime.apply``, e.g. a static INT4 baseline).
-    ``precisions``: the variants the layer store prepares; default: the policy's ladder, or all of them.
-    ``ladder``: overrides the preset's ladder, e.g. ``("fp", "int8", "int4")``.
+    ``policy``: a ``PolicyConfig`` (``morph.policy_config``) of kind ``morph`` (the controller loop) or ``static``
+    (every layer at one precision from the start); a preset name (``morph_accuracy``, ``morph_performance``,
+    ``morph_forecast``, ``static_int4``, ...), read from ``configs/policy/<name>.yaml`` of the checkout the package
+    runs from (``morph.policy_presets``); or ``None`` for no controller (plans come only from
+    ``MorphRuntime.apply``). A full-precision policy needs no runtime.
+    ``precisions``: the variants the layer store prepares; default: the policy's, or all of them.
     AWQ needs ``calibration_text_path`` (e.g. the shared ``datasets/wikitext2_tokens_valid.txt``).
     ``variant_cache_dir``: root of the quantized-variant cache (one subfolder per model); ``None``: no cache.
     """
-    policy: str | None = "morph_accuracy"
-    swap_order_path: str | None = None
-    ladder: tuple[str, ...] | None = None
+    policy: PolicyConfig | str | None = "morph_accuracy"
     precisions: tuple[str, ...] | None = None
     int4_method: str = "awq"
     group_size: int = 128
@@ -67,14 +70,17 @@ class MorphConfig:
     swap_step_share: float = DEFAULT_STEP_SHARE
 
     def __post_init__(self):
-        if self.policy is not None and self.policy not in PRESETS:
-            raise ValueError(f"unknown morph policy {self.policy!r}; expected one of {sorted(PRESETS)} or None")
+        if isinstance(self.policy, str):
+            object.__setattr__(self, "policy", load_policy(self.policy))
+        if self.policy is not None:
+            self.policy.check()
+        if self.policy is not None and self.policy.kind == "fp":
+            raise ValueError(f"policy {self.policy.name!r} is full precision: serve without a morph runtime")
         if self.int4_method not in INT4_METHODS:
             raise ValueError(f"int4_method must be one of {INT4_METHODS}, got {self.int4_method!r}")
         self.int4_spec()
-        for name in ("ladder", "precisions"):
-            if getattr(self, name) is not None:
-                parse_precisions(getattr(self, name))
+        if self.precisions is not None:
+            parse_precisions(self.precisions)
         if self.int4_method == "awq" and self.calibration_text_path is None and self._needs(Precision.INT4):
             raise ValueError("AWQ INT4 variants need calibration_text_path (e.g. the WikiText-2 validation split "
                              "wikitext2_tokens_valid.txt of the shared datasets folder), or use int4_method='rtn'")
@@ -92,8 +98,9 @@ class MorphConfig:
         return VariantSpec(self.int4_method, self.group_size)
 
     def _needs(self, precision: Precision) -> bool:
-        wanted = self.precisions or self.ladder
-        return wanted is None or precision in parse_precisions(wanted)
+        if self.precisions is not None:
+            return precision in parse_precisions(self.precisions)
+        return self.policy is None or precision in self.policy.precisions
 
 
 _ATTACHED: "weakref.WeakSet[LLMEngine]" = weakref.WeakSet()   # engines with a runtime attached now
@@ -103,8 +110,9 @@ class MorphRuntime:
     """The morph loop attached to ``engine`` (see the module docstring)."""
 
     def __init__(self, engine: LLMEngine, policy: MorphPolicy | None, swapper: Swapper,
-                 event_log_path: str | None = None):
-        """``swapper``: the engine's layers already moved under its control (``swapper_for``)."""
+                 event_log_path: str | None = None, swap_order: SwapOrderChoice | None = None):
+        """``swapper``: the engine's layers already moved under its control (``swapper_for``); ``swap_order``: where
+        the controller's order came from (``None`` without a controller)."""
         if engine in _ATTACHED:
             raise RuntimeError("a morph runtime is already attached to this engine: close() it first")
         self.engine = engine
@@ -113,6 +121,7 @@ class MorphRuntime:
         if policy is not None:
             self.monitor, self.controller = policy.build()
         self.swapper = swapper
+        self.swap_order = swap_order
         self.resizer = KVResizer(engine)
         self.actuator = MorphingActuator(engine, self.swapper, self.resizer, on_event=self._record)
         self.events: list[TransitionEvent] = []
@@ -187,22 +196,26 @@ class MorphRuntime:
 
 
 def attach_morph(engine: LLMEngine, config: MorphConfig) -> MorphRuntime:
-    """Prepare the layer variants for ``engine``'s model and attach the morph loop to it."""
-    num_layers = engine.model_config.num_layers
-    policy = None
-    if config.policy is not None:
-        policy = make_policy(config.policy, num_layers, config.swap_order_path)
-        if config.ladder is not None:
-            policy = dataclasses.replace(policy, controller=dataclasses.replace(policy.controller, ladder=config.ladder))
+    """Prepare the layer variants for ``engine``'s model and attach the morph loop to it; a static policy's
+    precision is applied before this returns."""
     if engine in _ATTACHED:
         raise RuntimeError("a morph runtime is already attached to this engine: close() it first")
-    return MorphRuntime(engine, policy, swapper_for(engine, config, policy), config.event_log_path)
+    policy, num_layers = config.policy, engine.model_config.num_layers
+    controlled, choice = None, None
+    if policy is not None and policy.kind == "morph":
+        choice = choose_swap_order(policy.swap_order, num_layers, _order_variant(config, policy),
+                                   lambda: _fingerprint(engine))
+        controlled = policy.morph_policy(num_layers, choice.order)
+    runtime = MorphRuntime(engine, controlled, swapper_for(engine, config), config.event_log_path, choice)
+    if policy is not None and policy.kind == "static":
+        runtime.apply([policy.precision] * num_layers)
+    return runtime
 
 
-def swapper_for(engine: LLMEngine, config: MorphConfig, policy: MorphPolicy | None) -> Swapper:
+def swapper_for(engine: LLMEngine, config: MorphConfig) -> Swapper:
     """A simulated engine's layers get the simulated swapper (bytes and virtual time); a real engine's get the host
     store of real variants (cached or quantized) and weight slots."""
-    precisions = _store_precisions(config, policy)
+    precisions = _store_precisions(config)
     if isinstance(engine.worker, SimWorker):
         return SimulatedLayerSwapper(engine, precisions, config.group_size)
     store = LayerStore.prepare(
@@ -215,16 +228,27 @@ def swapper_for(engine: LLMEngine, config: MorphConfig, policy: MorphPolicy | No
     return swapper
 
 
-def _store_precisions(config: MorphConfig, policy: MorphPolicy | None) -> tuple[Precision, ...]:
+def _fingerprint(engine: LLMEngine) -> str | None:
+    """The model's fingerprint (``model_fingerprint``); ``None`` for a simulated engine, which holds no weights."""
+    return None if isinstance(engine.worker, SimWorker) else model_fingerprint(engine.model_weights)
+
+
+def _order_variant(config: MorphConfig, policy: PolicyConfig) -> str:
+    """The variant name a LIS profile must have been made for: the INT4 variant, or INT8 on a ladder without INT4."""
+    return config.int4_spec().name if Precision.INT4 in policy.precisions else VariantSpec("int8").name
+
+
+def _store_precisions(config: MorphConfig) -> tuple[Precision, ...]:
+    policy = config.policy
     if config.precisions is not None:
         precisions = parse_precisions(config.precisions)
     elif policy is not None:
-        precisions = policy.controller.ladder
+        precisions = policy.precisions
     else:
         precisions = tuple(Precision)
-    if policy is not None and not set(policy.controller.ladder) <= set(precisions):
-        raise ValueError(f"the ladder {[p.value for p in policy.controller.ladder]} needs precisions the store "
-                         f"would not prepare ({[p.value for p in precisions]})")
+    if policy is not None and not set(policy.precisions) <= set(precisions):
+        raise ValueError(f"the policy runs at {[p.value for p in policy.precisions]}, which needs precisions the "
+                         f"store would not prepare ({[p.value for p in precisions]})")
     return precisions
 
 

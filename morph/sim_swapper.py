@@ -29,6 +29,11 @@ class SimulatedLayerStore:
     def precisions(self) -> tuple[Precision, ...]:
         return tuple(p for p in Precision if p in self.layer_bytes)
 
+    @property
+    def nbytes(self) -> int:
+        """Host memory the store would hold: every layer in every precision (as ``LayerStore.nbytes``)."""
+        return sum(self.layer_bytes.values()) * self.num_layers
+
 
 @dataclass(slots=True)
 class _SimSwap:

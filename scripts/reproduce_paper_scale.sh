@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The paper's experiments at paper scale, simulated (backend=sim): Vicuna-7B, Llama-2-7B and Llama-3-8B on an L4,
 # CodeLlama-34B on an A100; the Azure conv and code windows (time x4.75) and BurstGPT (x1.75); policies fp,
-# static_int4, morph_accuracy, morph_performance. Writes Figures 4-7 and comparison tables per model and trace under
-# results/paper_scale/<model>/<trace>/. Needs the shared traces (SHARED, default ../shared); no GPU, no checkpoint.
+# static_int4, morph_accuracy, morph_performance. Writes Figures 1 and 4-7 (6: saturation rate and throughput there),
+# the TPOT ratios, the section-4 summary and comparison tables per model and trace under
+# results/paper_scale/<model>/<trace>/ (quality cannot be simulated: the share of full-precision tokens stands in). Needs the shared traces (SHARED, default ../shared); no GPU, no checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/shared_data.sh
@@ -14,7 +15,7 @@ for pair in vicuna-7b-v1.5:l4 llama-2-7b:l4 llama-3-8b:l4 codellama-34b:a100; do
   for trace in azure_conv_paper azure_code_paper burstgpt_paper; do
     out=results/paper_scale/$model/$trace
     args=(backend=sim engine=gpu hardware=$gpu model=$model trace=$trace figure_dir=$out)
-    for figure in compare_policies fig4_pareto fig5_kv_capacity fig7_tpot_cdf; do
+    for figure in compare_policies fig1_motivation fig4_pareto fig5_kv_capacity fig7_tpot_cdf summary_figures; do
       python3 experiments/$figure.py "${args[@]}"
     done
     scales='[9.5,7.0,4.75,3.5,2.5]'                          # around the paper's x4.75 (Azure) ...

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from experiments.compare_policies import compare
+from experiments.replay.comparison import compare
 from experiments.metrics import RequestRecord
 from experiments.replay.run import ReplayResult
 
@@ -22,7 +22,7 @@ def test_each_policy_is_compared_with_full_precision():
     morph = _result({"policy": "morph", "p95_ttft_ms": 3000.0, "ttft_slo_violation_rate": 0.05,
                      "output_throughput": 36.0, "p99_tpot_ms": 48.0, "rouge_l": 0.198, "peak_kv_blocks": 350},
                     [[1, 2, 9, 9], [5, 6]], [224, 350, 224])
-    rows = {row["policy"]: row for row in compare({"fp": fp, "morph": morph})}
+    rows = {row["policy"]: row for row in compare({"fp": fp, "morph": morph}, "fp")}
     assert rows["fp"]["p95_ttft_reduction"] == 1 and rows["fp"]["mean_prefix_agreement"] == 1
     m = rows["morph"]
     assert m["p95_ttft_reduction"] == pytest.approx(3.0)
@@ -36,7 +36,7 @@ def test_each_policy_is_compared_with_full_precision():
 def test_no_slo_ratio_when_full_precision_has_no_violation():
     fp = _result({"policy": "fp", "p95_ttft_ms": 100.0, "ttft_slo_violation_rate": 0.0, "output_throughput": 1.0,
                   "p99_tpot_ms": 5.0}, [[1]], [8])
-    [row] = compare({"fp": fp})
+    [row] = compare({"fp": fp}, "fp")
     assert "slo_violations_vs_fp" not in row and "rouge_l_change" not in row
-    [simulated] = compare({"fp": fp}, simulated=True)
+    [simulated] = compare({"fp": fp}, "fp", simulated=True)
     assert "mean_prefix_agreement" not in simulated           # a simulated model writes no text to agree on

@@ -1,4 +1,5 @@
-"""Morphing Controller and policy presets: triggers, hysteresis, cooldown, cap, order, ladder, forecast."""
+"""Morphing Controller and the policy presets of configs/policy/: triggers, hysteresis, cooldown, cap, order, ladder,
+forecast."""
 import json
 from dataclasses import replace
 
@@ -7,11 +8,17 @@ import pytest
 from morph.controller import ControllerConfig, ForecastConfig, MorphingController, load_swap_order
 from morph.monitor import MonitorConfig, ServingMonitor
 from morph.plan import LayerTransition, MorphPlan, MorphState, Precision
-from morph.policies import accuracy_mode, forecast_mode, make_policy, performance_mode
+from morph.policy_presets import load_policy
+from morph.swap_order_source import choose_swap_order
 from tests.morph_stats import step_stats, step_time
 
 FP, INT8, INT4 = Precision.FP, Precision.INT8, Precision.INT4
 MONITOR = MonitorConfig(short_window_s=0.5, long_window_s=2.0, trend_bin_s=0.5)
+
+
+def preset(name: str, num_layers: int = 30):
+    """A preset YAML built for a model of ``num_layers`` layers (front-to-back order)."""
+    return load_policy(name).morph_policy(num_layers)
 
 
 def make_controller(**fields) -> MorphingController:
@@ -172,8 +179,8 @@ def first_plan_time(policy, steps) -> float | None:
 
 def test_forecast_policy_morphs_earlier_than_the_reactive_one_on_a_rising_ramp():
     steps = ramp_steps(lambda t: 0.5 * t, seconds=30)     # KV usage ~ 0.05 t - 0.1: crosses 0.95 near t = 21
-    reactive = first_plan_time(accuracy_mode(30), steps)
-    proactive = first_plan_time(forecast_mode(30), steps)
+    reactive = first_plan_time(preset("morph_accuracy"), steps)
+    proactive = first_plan_time(preset("morph_forecast"), steps)
     assert reactive is not None and proactive is not None
     assert reactive > 20.0
     assert proactive < reactive - 1.0
@@ -181,7 +188,7 @@ def test_forecast_policy_morphs_earlier_than_the_reactive_one_on_a_rising_ramp()
 
 def test_forecast_policy_stays_calm_under_steady_load():
     steps = ramp_steps(lambda t: 5.0, seconds=30)          # 20 requests in service: KV usage 0.5
-    assert first_plan_time(forecast_mode(30), steps) is None
+    assert first_plan_time(preset("morph_forecast"), steps) is None
 
 
 def rising_demand_snapshot():
@@ -213,9 +220,9 @@ def test_forecast_holds_back_a_restore_while_demand_is_predicted_to_rise():
 # ---- presets -----------------------------------------------------------------------------------------
 
 def test_presets_differ_as_the_paper_describes():
-    accuracy = accuracy_mode(30).controller
-    performance = performance_mode(30).controller
-    forecast = forecast_mode(30).controller
+    accuracy = preset("morph_accuracy").controller
+    performance = preset("morph_performance").controller
+    forecast = preset("morph_forecast").controller
     assert accuracy.kv_usage_trigger > performance.kv_usage_trigger == 0.85
     assert accuracy.queue_delay_trigger_s > performance.queue_delay_trigger_s == 0.1
     assert accuracy.max_quantized_layers < performance.max_quantized_layers == 30
@@ -226,22 +233,25 @@ def test_presets_differ_as_the_paper_describes():
 def test_performance_mode_quantizes_more_layers_than_accuracy_mode_under_the_same_pressure():
     steps = usage_steps([0.97] * 200)
     counts = {}
-    for policy in (accuracy_mode(30), performance_mode(30)):
+    for policy in (preset("morph_accuracy"), preset("morph_performance")):
         state, _ = drive(MorphingController(policy.controller), steps, monitor_config=policy.monitor)
         counts[policy.name] = state.num_quantized_layers
     assert counts == {"morph_accuracy": 8, "morph_performance": 30}
 
 
-def test_make_policy_reads_the_order_file_and_rejects_unknown_names(tmp_path):
+def test_a_preset_reads_the_order_file_it_names_and_unknown_presets_are_rejected(tmp_path):
     path = tmp_path / "order.json"
     path.write_text(json.dumps(list(reversed(range(30)))))
-    assert make_policy("morph_performance", 30, path).controller.swap_order == tuple(reversed(range(30)))
-    with pytest.raises(ValueError, match="unknown morph policy 'morph_fast'"):
-        make_policy("morph_fast", 30)
+    policy = load_policy("morph_performance")
+    policy.swap_order.source = str(path)
+    choice = choose_swap_order(policy.swap_order, 30, "rtn-int4-g128", lambda: None)
+    assert policy.morph_policy(30, choice.order).controller.swap_order == tuple(reversed(range(30)))
+    with pytest.raises(ValueError, match="unknown policy preset 'morph_fast'"):
+        load_policy("morph_fast")
 
 
 def test_policy_rejects_a_cooldown_shorter_than_the_short_window():
-    policy = accuracy_mode(30)
+    policy = preset("morph_accuracy")
     with pytest.raises(ValueError, match="cooldown_s .* must be >= short_window_s"):
         replace(policy, controller=replace(policy.controller, cooldown_s=0.2))
 

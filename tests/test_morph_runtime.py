@@ -11,7 +11,8 @@ from morph.layer_store import LayerStore
 from morph.layer_swapper import LayerSwapper
 from morph.monitor import MonitorConfig
 from morph.plan import MorphPlan, Precision
-from morph.policies import MorphPolicy
+from morph.policy_config import MorphPolicy, PolicyConfig
+from morph.policy_presets import load_policy
 from morph.runtime import MorphConfig, MorphRuntime, attach_morph
 from swiftllm import EngineConfig, LLMEngine, SamplingParams
 from swiftllm.quant.spec import VariantSpec
@@ -279,10 +280,11 @@ def test_the_loop_morphs_under_kv_pressure_and_restores_when_load_falls(tiny_lla
 
 
 @pytest.mark.parametrize("fields,error,message", [
-    (dict(policy="fastest"), ValueError, "unknown morph policy 'fastest'"),
+    (dict(policy="fastest"), ValueError, "unknown policy preset 'fastest'"),
+    (dict(policy="fp"), ValueError, "is full precision: serve without a morph runtime"),
     (dict(int4_method="gptq"), ValueError, "int4_method must be one of"),
     (dict(int4_method="rtn", group_size=100), ValueError, "group_size must be one of"),
-    (dict(int4_method="rtn", ladder=("fp", "int2")), ValueError, "unknown precision 'int2'"),
+    (dict(int4_method="rtn", precisions=("fp", "int2")), ValueError, "unknown precision 'int2'"),
     (dict(int4_method="awq"), ValueError, "AWQ INT4 variants need calibration_text_path"),
     (dict(int4_method="awq", calibration_text_path="/nonexistent/wiki.txt"), FileNotFoundError, "calibration text"),
     (dict(int4_method="rtn", event_log_path="/nonexistent/dir/events.jsonl"), FileNotFoundError, "does not exist"),
@@ -293,9 +295,18 @@ def test_bad_configs_fail_at_construction(fields, error, message):
         MorphConfig(**fields)
 
 
+def _accuracy_with(section: str, **values) -> PolicyConfig:
+    policy = load_policy("morph_accuracy")
+    for name, value in values.items():
+        setattr(getattr(policy, section), name, value)
+    return policy
+
+
 @pytest.mark.parametrize("fields,error,message", [
-    (dict(swap_order_path="/nonexistent/order.json"), FileNotFoundError, "swap order file not found"),
-    (dict(ladder=("int4", "fp")), ValueError, "ladder must start at 'fp'"),
+    (dict(policy=_accuracy_with("swap_order", source="/nonexistent/order.json")), FileNotFoundError,
+     "swap order file not found"),
+    (dict(policy=_accuracy_with("controller", max_quantized_layers="7")), ValueError,
+     r"max_quantized_layers must lie in \[0, num_layers=3\]"),
     (dict(precisions=("fp", "int8")), ValueError, "needs precisions the store would not prepare"),
 ])
 def test_bad_configs_fail_at_attach_before_any_work(tiny_llama, fields, error, message):

@@ -81,3 +81,35 @@ def test_fig7_writes_png_and_csv(tmp_path):
     assert len(rows) == 400 and rows[199]["cdf"] == "1.0"
     with pytest.raises(ValueError, match="the TPOTs of 'fp' is empty"):
         plot_tpot_cdf({"fp": []}, tmp_path)
+
+
+def test_motivation_figure_panels_from_two_runs(tmp_path):
+    from experiments.fig1_motivation import plot_motivation
+    from experiments.metrics import RequestRecord
+    from experiments.replay.run import ReplayResult
+    from tests.morph_stats import step_stats
+
+    def run(outputs, quantized):
+        records = [RequestRecord(request_id=str(i), prompt_len=4, arrival_time=10.0 + i, first_scheduled_time=10.0 + i,
+                                 token_times=[10.5 + i, 11.0 + i], token_quantized_layers=[quantized] * 2,
+                                 finish_time=11.0 + i, output_token_ids=out) for i, out in enumerate(outputs)]
+        steps = [step_stats(10.0 + t, num_quantized_layers=quantized) for t in range(3)]
+        return ReplayResult({}, records, steps, 8, 10.0)
+
+    results = {"fp": run([[1, 2], [3, 4]], 0), "static_int4": run([[1, 9], [3, 4]], 2)}
+    files = plot_motivation(results, "fp", 2000.0, tmp_path)
+    rows = list(csv.DictReader(files.csv.open()))
+    loss = {(r["policy"], r["time_s"]): float(r["value"]) for r in rows if r["panel"] == "quality_loss"}
+    assert loss == {("fp", "0.0"): 0.0, ("fp", "1.0"): 0.0, ("static_int4", "0.0"): 0.5, ("static_int4", "1.0"): 0.0}
+    ttft = [float(r["value"]) for r in rows if r["panel"] == "ttft_ms" and r["policy"] == "fp"]
+    assert ttft == [500.0, 500.0] and files.png.stat().st_size > 0
+    assert {float(r["value"]) for r in rows if r["panel"] == "quantized_layers" and r["policy"] == "static_int4"} == {2.0}
+
+
+def test_policy_bars_skip_missing_values(tmp_path):
+    from experiments.plots.policy_bars import plot_policy_bars
+    rows = [{"policy": "fp", "a": 1.0, "b": None}, {"policy": "morph_accuracy", "a": 2.0, "b": 3.0}]
+    files = plot_policy_bars(rows, [("a", "A"), ("b", "B")], tmp_path, "bars")
+    assert files.png.stat().st_size > 0 and list(csv.DictReader(files.csv.open()))[1]["b"] == "3.0"
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot_policy_bars([], [("a", "A")], tmp_path, "empty")

@@ -1,4 +1,5 @@
 """The replay entry point: config validation through Hydra, and a short end-to-end run on a tiny model."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -28,7 +29,9 @@ def test_default_config_composes_and_validates():
 
 
 @pytest.mark.parametrize("overrides, error, match", [
-    (["policy.name=turbo"], ValueError, "policy.name must be one of"),
+    (["policy=turbo"], ConfigCompositionException, "policy/turbo"),
+    (["policy.kind=turbo"], ValueError, "policy.kind must be one of"),
+    (["baseline=turbo"], ValueError, "unknown policy preset 'turbo'"),
     (["engine.memory_budget_mb=-1"], ValueError, "memory_budget_mb"),
     (["trace.kind=parquet"], ValueError, "trace kind"),
     (["engine.memroy_budget_mb=100"], ConfigCompositionException, "memroy_budget_mb"),
@@ -79,7 +82,7 @@ def test_short_fp_replay_end_to_end(tiny_llama, tmp_path):
 
 def test_static_int4_replay_grows_the_kv_pool_and_marks_every_token(tiny_llama, tmp_path):
     cfg = _compose([f"model.path={tiny_llama}", "model.chat_template=false", "policy=static_int4",
-                    "policy.variant_cache_dir=null", "trace.synthetic.num_requests=4", "trace.synthetic.request_rate=50",
+                    "quant.variant_cache_dir=null", "trace.synthetic.num_requests=4", "trace.synthetic.request_rate=50",
                     "trace.synthetic.prompt_len.low=8", "trace.synthetic.prompt_len.high=30",
                     "trace.synthetic.output_len.low=4", "trace.synthetic.output_len.high=8", f"output_dir={tmp_path}",
                     "engine.memory_budget_mb=3.9", "engine.max_num_batched_tokens=128", "engine.max_num_seqs=8",
@@ -93,21 +96,41 @@ def test_static_int4_replay_grows_the_kv_pool_and_marks_every_token(tiny_llama, 
     assert len(closing) == 3 and all(e["target"] == "fp" and e["status"] == "done" for e in closing)
 
 
-def test_figure_runs_are_shared_between_scripts(tiny_llama, tmp_path, monkeypatch):
+def _tiny_figure_config(tiny_llama, figure_dir, policies: str = "[fp]") -> "FigureConfig":
     from experiments.replay import figures
     figures.register_schemas()
     with initialize_config_dir(config_dir=CONFIGS, version_base=None):
         raw = compose(config_name="figure", overrides=[
-            f"model.path={tiny_llama}", "model.chat_template=false", "policies=[fp]", "trace.synthetic.num_requests=3",
-            "trace.synthetic.prompt_len.low=8", "trace.synthetic.prompt_len.high=20", "trace.synthetic.output_len.low=4",
-            "trace.synthetic.output_len.high=6", "engine.memory_budget_mb=8", "engine.max_model_len=256",
-            f"figure_dir={tmp_path}"])
-    cfg = OmegaConf.to_object(raw)
+            f"model.path={tiny_llama}", "model.chat_template=false", f"policies={policies}",
+            "trace.synthetic.num_requests=3", "trace.synthetic.prompt_len.low=8", "trace.synthetic.prompt_len.high=20",
+            "trace.synthetic.output_len.low=4", "trace.synthetic.output_len.high=6", "engine.memory_budget_mb=8",
+            "engine.max_model_len=256", f"figure_dir={figure_dir}"])
+    return OmegaConf.to_object(raw)
+
+
+def test_figure_runs_are_shared_between_scripts(tiny_llama, tmp_path, monkeypatch):
+    from experiments.replay import figures, saved_runs
+    cfg = _tiny_figure_config(tiny_llama, tmp_path)
     first = figures.run_policies(cfg)["fp"]
-    monkeypatch.setattr(figures, "run_replay", lambda run: pytest.fail("a saved run was replayed again"))
+    monkeypatch.setattr(saved_runs, "run_replay", lambda run: pytest.fail("a saved run was replayed again"))
     again = figures.run_policies(cfg)["fp"]
     assert again.row == first.row and len(again.steps) == len(first.steps)
     assert [r.token_times for r in again.records] == [r.token_times for r in first.records]
     cfg.trace.synthetic.seed = 1
     with pytest.raises(pytest.fail.Exception):
         figures.run_policies(cfg)
+
+
+def test_a_run_saved_by_other_code_is_replayed_not_reused(tiny_llama, tmp_path, monkeypatch, capsys):
+    from experiments.replay import figures, saved_runs
+    from experiments.replay.code_version import CodeVersion
+    cfg = _tiny_figure_config(tiny_llama, tmp_path)
+    first = figures.run_policies(cfg)["fp"]
+    assert first.metadata["code_version"] == dataclasses.asdict(saved_runs.code_version())
+    capsys.readouterr()
+    monkeypatch.setattr(saved_runs, "code_version", lambda: CodeVersion("0" * 40, "edited"))
+    replayed = []
+    monkeypatch.setattr(saved_runs, "run_replay", lambda run: replayed.append(run) or first)
+    figures.run_policies(cfg)
+    assert len(replayed) == 1 and replayed[0].output_dir == str(next(tmp_path.glob("runs/fp-*/")))
+    assert "the saved run was made by other code" in capsys.readouterr().err

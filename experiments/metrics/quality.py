@@ -27,15 +27,21 @@ class CharacterTokenizer:
 def quality_scores(predictions: Sequence[str], references: Sequence[Sequence[str]],
                    language: str = "en") -> dict[str, float]:
     """Mean Rouge-L F and token F1 over requests, each in [0, 1]."""
+    scores = request_quality(predictions, references, language)
+    return {"rouge_l": float(np.mean(scores["rouge_l"])), "f1": float(np.mean(scores["f1"])),
+            "num_scored": len(predictions)}
+
+
+def request_quality(predictions: Sequence[str], references: Sequence[Sequence[str]],
+                    language: str = "en") -> dict[str, list[float]]:
+    """Each request's Rouge-L F and token F1 (``{"rouge_l": [...], "f1": [...]}``, request order)."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
     if not predictions:
         raise ValueError("quality_scores needs at least one prediction")
-    return {
-        "rouge_l": float(np.mean([rouge_l(p, refs, language) for p, refs in zip(predictions, references)])),
-        "f1": float(np.mean([qa_f1(p, refs, language) for p, refs in zip(predictions, references)])),
-        "num_scored": len(predictions),
-    }
+    pairs = list(zip(predictions, references))
+    return {"rouge_l": [rouge_l(p, refs, language) for p, refs in pairs],
+            "f1": [qa_f1(p, refs, language) for p, refs in pairs]}
 
 
 def rouge_l(prediction: str, references: Sequence[str], language: str = "en") -> float:

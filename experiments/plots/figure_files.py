@@ -22,9 +22,15 @@ class FigureFiles:
     csv: Path
 
 
-def new_figure(num_axes: int = 1, width_in: float = 6.0, height_in: float = 4.0) -> tuple[Figure, list]:
-    figure = Figure(figsize=(width_in * num_axes, height_in), layout="constrained")
+def new_figure(num_axes: int = 1, width_in: float = 6.0, height_in: float = 4.0,
+               stacked: bool = False) -> tuple[Figure, list]:
+    """``num_axes`` panels side by side, each ``width_in`` x ``height_in``; ``stacked``: one above the other, sharing
+    the x axis."""
+    size = (width_in, height_in * num_axes) if stacked else (width_in * num_axes, height_in)
+    figure = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(figure)
+    if stacked:
+        return figure, list(figure.subplots(num_axes, 1, sharex=True, squeeze=False)[:, 0])
     return figure, [figure.add_subplot(1, num_axes, i + 1) for i in range(num_axes)]
 
 

@@ -2,10 +2,11 @@
 from dataclasses import asdict, dataclass, field
 
 from experiments.workload import DatasetConfig, TraceConfig
+from morph.policy_config import PolicyConfig
+from morph.policy_presets import load_policy
+from morph.runtime import DEFAULT_VARIANT_CACHE, INT4_METHODS
 from swiftllm.sim.hardware import HardwareSpec
 from swiftllm.sim.hardware_config import load_hardware
-
-POLICIES = ("fp", "static_int8", "static_int4", "morph_accuracy", "morph_performance", "morph_forecast")
 
 
 @dataclass
@@ -49,23 +50,20 @@ class EngineSection:
 
 
 @dataclass
-class PolicySection:
-    """INT4 variants are RTN unless ``quant_method=awq``, which needs ``calibration_text`` (WikiText-2 valid,
-    e.g. ../shared/datasets/wikitext2_tokens_valid.txt): the default run must work without shared files."""
-    name: str = "fp"
-    swap_order_path: str | None = None     # JSON from experiments/profile_layers.py; front-to-back when absent
-    quant_method: str = "rtn"              # awq | rtn
+class QuantSection:
+    """How the quantized variants the policies run are made. INT4 is RTN unless ``method=awq``, which needs
+    ``calibration_text`` (WikiText-2 valid, e.g. ../shared/datasets/wikitext2_tokens_valid.txt): the default run
+    must work without shared files."""
+    method: str = "rtn"
     calibration_text: str | None = None
     group_size: int = 128
-    variant_cache_dir: str | None = "~/.cache/morphserve/variants"   # root: one subfolder per model fingerprint
+    variant_cache_dir: str | None = DEFAULT_VARIANT_CACHE   # root: one subfolder per model fingerprint
 
     def __post_init__(self):
-        if self.name not in POLICIES:
-            raise ValueError(f"policy.name must be one of {POLICIES}, got {self.name!r}")
-        if self.quant_method not in ("awq", "rtn"):
-            raise ValueError(f"policy.quant_method must be awq or rtn, got {self.quant_method!r}")
-        if self.quant_method == "awq" and not self.calibration_text:
-            raise ValueError("policy.quant_method=awq needs policy.calibration_text=<WikiText-2 valid text file>")
+        if self.method not in INT4_METHODS:
+            raise ValueError(f"quant.method must be one of {INT4_METHODS}, got {self.method!r}")
+        if self.method == "awq" and not self.calibration_text:
+            raise ValueError("quant.method=awq needs quant.calibration_text=<WikiText-2 valid text file>")
 
 
 @dataclass
@@ -134,23 +132,31 @@ class BackendSection:
 
 @dataclass
 class ReplayConfig:
+    """``policy``: the schema of ``morph.policy_config`` (presets in configs/policy/). ``baseline``: a policy preset
+    replayed on the same workload first (a saved run of the same config and code is reused, from ``runs_dir``), to
+    print side by side with ``policy`` and compare against; ``null``: none. ``output_dir``: ``null`` is Hydra's
+    output folder of the run (of each job, in a multirun)."""
     model: ModelSection = field(default_factory=ModelSection)
     engine: EngineSection = field(default_factory=EngineSection)
     trace: TraceConfig = field(default_factory=TraceConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    policy: PolicySection = field(default_factory=PolicySection)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    quant: QuantSection = field(default_factory=QuantSection)
     slo: SLOSection = field(default_factory=SLOSection)
     hardware: HardwareSection = field(default_factory=HardwareSection)
     backend: BackendSection = field(default_factory=BackendSection)
     ignore_eos: bool = True                 # trace replay: every request produces its trace's output length
-    output_dir: str = "results/replay"
+    baseline: str | None = None
+    runs_dir: str = "results/runs"
+    output_dir: str | None = "results/replay"
     plots: bool = True
 
     def __post_init__(self):
+        if self.baseline is not None:
+            load_policy(self.baseline)
         self.model.checkpoint_or_preset(self.backend.simulated)
         if self.backend.simulated:
             self.hardware.spec()
-        elif (self.hardware.name == "cpu") != (self.engine.device == "cpu"):
-            raise ValueError(f"backend=real runs hardware={self.hardware.name} on engine.device={self.engine.device}: "
-                             "a GPU's hardware config runs on engine.device=cuda (or simulated: backend=sim), "
-                             "hardware=cpu on engine.device=cpu")
+        elif self.hardware.name != "cpu" and self.engine.device == "cpu":
+            raise ValueError(f"hardware={self.hardware.name} is a GPU: run it with engine.device=cuda, or simulate it "
+                             "on this machine with backend=sim")
