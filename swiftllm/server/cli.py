@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as refused:
         parser().error(str(refused))
     if config.replicas > 1 or config.ray_address is not None:
+        if config.ray_address is None:
+            from swiftllm.server.replicas.loopback import keep_ray_on_loopback
+            keep_ray_on_loopback()
         from swiftllm.server.replicas.ray_app import serve_on_ray
         serve_on_ray(config)
     else:
