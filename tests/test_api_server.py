@@ -273,3 +273,26 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_an_event_stream_cut_before_its_first_frame_still_cleans_up():
+    from swiftllm.server.api.streaming import EventStreamResponse
+    cleaned, started = [], []
+
+    async def events():
+        started.append(True)
+        yield "data: [DONE]\n\n"
+
+    async def cleanup():
+        cleaned.append(True)
+
+    async def gone(message):
+        raise OSError("the client went away")
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    response = EventStreamResponse(events(), cleanup)
+    with pytest.raises(Exception):
+        asyncio.run(response({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, gone))
+    assert started == [] and cleaned == [True]

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from swiftllm.sampling_params import SamplingParams
@@ -24,7 +24,7 @@ from swiftllm.server.api.metrics import ServerMetrics
 from swiftllm.server.api.rendering import ChatRenderer, CompletionRenderer, DeltaCursor
 from swiftllm.server.api.responses import ChatCompletionResponse, CompletionResponse, ModelCard, ModelList
 from swiftllm.server.api.schemas import ChatCompletionRequest, CompletionRequest, SamplingFields
-from swiftllm.server.api.streaming import last_generation, next_generation, sse_events
+from swiftllm.server.api.streaming import EventStreamResponse, last_generation, next_generation, sse_events
 
 ERROR_RESPONSES = {status: {"model": ErrorBody} for status in (400, 401, 429, 500, 503)}
 
@@ -60,22 +60,23 @@ class Server:
         """Run the request in the bounded queue; stream it or answer it whole."""
         self.gate.enter()
         stream = self.client.generate(prompt, params, renderer.fields["id"])
+
+        async def release() -> None:
+            await stream.aclose()     # aborts the request if it has not finished
+            self.gate.leave()
+
         try:
             first = await next_generation(stream)
-        except BaseException:
-            await stream.aclose()
-            self.gate.leave()
-            raise
-        cursor = DeltaCursor(params.stop)
-        if request.stream:
-            include_usage = request.stream_options is not None and request.stream_options.include_usage
-            events = sse_events(first, stream, renderer, cursor, include_usage, self._finished, self.gate.leave)
-            return StreamingResponse(events, media_type="text/event-stream")
-        try:
+            cursor = DeltaCursor(params.stop)
+            if request.stream:
+                include_usage = request.stream_options is not None and request.stream_options.include_usage
+                events = sse_events(first, stream, renderer, cursor, include_usage, self._finished)
+                return EventStreamResponse(events, release)
             last = await last_generation(first, stream)
-        finally:
-            await stream.aclose()
-            self.gate.leave()
+        except BaseException:
+            await release()
+            raise
+        await release()
         self._finished(last)
         return renderer.whole(*cursor.advance(last), last.output)
 

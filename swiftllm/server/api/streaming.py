@@ -3,11 +3,13 @@
 The first output is awaited before any answer starts, so a request the engine refuses (400) or that fails before
 its first token (500) gets its own status. A stream then sends ``data: {chunk}`` frames and ``data: [DONE]``; a
 failure after the first frame can no longer change the status and is sent as one ``data: {"error": ...}`` frame.
-A client that goes away cancels the stream, which closes the engine's generator and so aborts the request (its KV
-blocks are freed at the next step boundary).
+A client that goes away cancels the stream; the response's cleanup then closes the engine's generator, which aborts
+the request (its KV blocks are freed at the next step boundary), and leaves the bounded queue.
 """
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from starlette.responses import StreamingResponse
 
 from swiftllm.server.api.engine_client import Generation
 from swiftllm.server.api.errors import APIError, engine_failure
@@ -42,8 +44,7 @@ def sse_frame(payload) -> str:
 
 
 async def sse_events(first: Generation, stream: AsyncIterator[Generation], renderer, cursor: DeltaCursor,
-                     include_usage: bool, on_finished: Callable[[Generation], None],
-                     on_close: Callable[[], None]) -> AsyncIterator[str]:
+                     include_usage: bool, on_finished: Callable[[Generation], None]) -> AsyncIterator[str]:
     """Frames for every step that added text or tokens, the usage chunk if asked for, then ``[DONE]``."""
     try:
         generation = first
@@ -59,7 +60,20 @@ async def sse_events(first: Generation, stream: AsyncIterator[Generation], rende
             yield sse_frame(renderer.usage_chunk(generation.output))
     except APIError as failure:
         yield sse_frame(json.dumps(failure.body()))
-    finally:
-        await stream.aclose()
-        on_close()
     yield DONE_FRAME
+
+
+class EventStreamResponse(StreamingResponse):
+    """Server-sent events whose ``cleanup`` runs however the response ends: finished, failed, cancelled by a client
+    that went away, or never started (cancelled before its first frame, when the events' own ``finally`` would not
+    run)."""
+
+    def __init__(self, events: AsyncIterator[str], cleanup: Callable[[], Awaitable[None]]):
+        super().__init__(events, media_type="text/event-stream")
+        self._cleanup = cleanup
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._cleanup()
