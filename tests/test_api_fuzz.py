@@ -53,5 +53,6 @@ def test_no_5xx_and_every_4xx_has_the_openai_error_body(case, fuzzed_client):
 
 
 def test_the_fuzzing_reached_both_accepted_and_refused_bodies():
+    """Reads what the fuzzing test above recorded (pytest runs a file's tests in order)."""
     for path in ("/v1/completions", "/v1/chat/completions"):
         assert STATUSES[path][200] > 0 and STATUSES[path][400] > 0, dict(STATUSES)
