@@ -70,5 +70,5 @@ setup(
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtensions},
     extras_require={"serve": SERVE_REQUIRES, "ray": RAY_REQUIRES, "test": TEST_REQUIRES},
-    entry_points={"console_scripts": ["morphserve=swiftllm.server.cli:main"]},
+    entry_points={"console_scripts": ["morphserve=morph.serve:main"]},
 )

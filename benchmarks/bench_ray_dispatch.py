@@ -109,12 +109,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from ray import serve
+    from morph.serve import morph_attacher
     from swiftllm.server.api_server import ServeConfig
     from swiftllm.server.replicas.ray_app import APP_NAME, start_on_ray
     from swiftllm.server.tokenization import LlamaTokenizer
 
     config = ServeConfig(model=args.model, replicas=args.replicas, port=args.port, threads=1,
-                         policy=None if args.policy == "none" else args.policy, memory_budget_bytes=1 << 30)
+                         attach_runtime=morph_attacher(args.policy), memory_budget_bytes=1 << 30)
     start = time.perf_counter()
     start_on_ray(config)
     print(f"{args.replicas} replicas of {args.model} up in {time.perf_counter() - start:.1f} s")

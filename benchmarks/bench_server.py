@@ -35,7 +35,7 @@ def wait_for_health(url: str, timeout_s: float) -> None:
 
 
 def over_http(args, requests):
-    command = [sys.executable, "-m", "swiftllm.server.cli", "serve", "--model", args.model, "--port", str(args.port),
+    command = [sys.executable, "-m", "morph.serve", "serve", "--model", args.model, "--port", str(args.port),
                "--policy", args.policy, "--memory-budget-mib", str(args.memory_budget_mib),
                "--max-queued-requests", str(args.clients)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -3,6 +3,7 @@ step, the API key, the metrics and the console script."""
 import asyncio
 import contextlib
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ pytest.importorskip("fastapi", reason="the server's extra is not installed: pip 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from morph.runtime import MorphConfig, attach_morph  # noqa: E402
+from morph.serve import main, morph_attacher  # noqa: E402
 from swiftllm import EngineConfig, LLMEngine  # noqa: E402
 from swiftllm.server.api.app import build_app  # noqa: E402
 from swiftllm.server.api.engine_client import LocalEngineClient  # noqa: E402
@@ -251,7 +253,7 @@ def test_two_apps_keep_their_own_registries(tiny_chat):
 
 def test_the_console_script_serves_on_loopback_with_an_api_key(tiny_chat):
     port = free_port()
-    command = [sys.executable, "-m", "swiftllm.server.cli", "serve", "--model", tiny_chat, "--served-model-name",
+    command = [sys.executable, "-m", "morph.serve", "serve", "--model", tiny_chat, "--served-model-name",
                "tiny", "--port", str(port), "--policy", "none", "--api-key", "k", "--memory-budget-mib", "64"]
     server = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -265,7 +267,21 @@ def test_the_console_script_serves_on_loopback_with_an_api_key(tiny_chat):
         output = server.communicate(timeout=60)[0].decode()
     assert server.returncode in (0, -signal.SIGTERM), output    # uvicorn re-raises the signal once shut down
     assert f"Uvicorn running on http://{LOOPBACK}:{port}" in output
-    assert "engine loop stopped, morph runtime detached" in output
+    assert "engine loop stopped, runtime detached" in output
+
+
+def test_the_console_script_refuses_an_unknown_policy_before_building_an_engine(capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--policy", "morph_fast"])
+    assert refused.value.code == 2
+    assert "unknown morph policy 'morph_fast'" in capsys.readouterr().err
+
+
+def test_the_morph_attacher_pickles_for_ray_replicas():
+    assert morph_attacher("none") is None
+    attacher = pickle.loads(pickle.dumps(morph_attacher("morph_performance")))
+    assert attacher.func is attach_morph
+    assert attacher.keywords == {"config": MorphConfig(policy="morph_performance", int4_method="rtn")}
 
 
 def _answers(url: str) -> bool:

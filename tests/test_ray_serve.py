@@ -15,6 +15,7 @@ from ray import serve  # noqa: E402
 
 from benchmarks.bench_ray_dispatch import ROUTINGS, compare, plot, report  # noqa: E402
 from benchmarks.server_load import mixed_burst  # noqa: E402
+from morph.serve import morph_attacher  # noqa: E402
 from swiftllm.server.api_server import ServeConfig  # noqa: E402
 from swiftllm.server.replicas.ray_app import APP_NAME, start_on_ray  # noqa: E402
 from swiftllm.server.tokenization import LlamaTokenizer  # noqa: E402
@@ -27,7 +28,7 @@ NUM_REQUESTS = 24
 def two_replicas():
     port = free_port()
     config = ServeConfig(model="embedded", replicas=2, port=port, threads=1, memory_budget_bytes=1 << 30,
-                         max_model_len=512)
+                         max_model_len=512, attach_runtime=morph_attacher("morph_accuracy"))
     try:
         start_on_ray(config)
         yield f"http://127.0.0.1:{port}", serve.get_app_handle(APP_NAME)

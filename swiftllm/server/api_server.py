@@ -1,9 +1,11 @@
-"""The single-process server: one engine (with its morph runtime) behind the OpenAI-compatible app, on uvicorn.
+"""The single-process server: one engine (with the runtime attached to it, if any) behind the OpenAI-compatible
+app, on uvicorn.
 
-This module and the Ray application are the composition roots of the online server: the only places under
-``swiftllm/server`` that build a morph runtime (``morph.runtime.attach_morph``) onto an engine.
+Nothing here knows morph: the composition root above both (``morph/serve.py``, the ``morphserve`` console script)
+puts ``attach_morph`` into ``ServeConfig.attach_runtime``.
 """
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -15,19 +17,24 @@ from swiftllm.server.engine import LLMEngine
 
 logger = logging.getLogger(__name__)
 
+AttachRuntime = Callable[[LLMEngine], object]
 DEFAULT_MAX_QUEUED = 256
 
 
 @dataclass(frozen=True, slots=True)
 class ServeConfig:
-    """What ``morphserve serve`` was asked for. ``policy=None`` serves without morphing; ``replicas > 1`` (or a
-    ``ray_address``) serves on Ray Serve. ``max_queued_requests``: requests each server holds beyond what its
-    engines run (``max_num_seqs`` each) before it answers 429."""
+    """What ``morphserve serve`` was asked for. ``replicas > 1`` (or a ``ray_address``) serves on Ray Serve.
+    ``max_queued_requests``: requests each server holds beyond what its engines run (``max_num_seqs`` each) before
+    it answers 429.
+
+    ``attach_runtime`` is called once on every engine built, before it serves, and returns the runtime that changes
+    it (e.g. ``functools.partial(morph.runtime.attach_morph, config=...)``); the engine client reads its telemetry
+    and ``close()``s it at shutdown. On Ray it runs in each replica's actor, so it must pickle: a module-level
+    function or a ``functools.partial`` over one. ``None`` serves a plain engine."""
     model: str = "embedded"
     served_model_name: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
-    policy: str | None = "morph_accuracy"
     api_key: str | None = None
     max_queued_requests: int = DEFAULT_MAX_QUEUED
     max_num_seqs: int = 64
@@ -36,6 +43,7 @@ class ServeConfig:
     threads: int | None = None
     replicas: int = 1
     ray_address: str | None = None
+    attach_runtime: AttachRuntime | None = None
 
     def __post_init__(self):
         if self.replicas < 1:
@@ -46,13 +54,6 @@ class ServeConfig:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if not 0 < self.port < 65536:
             raise ValueError(f"port must lie in [1, 65535], got {self.port}")
-        if self.policy is not None:
-            self.morph_config()
-
-    def morph_config(self):
-        """The morph runtime's configuration (RTN INT4: AWQ would need a calibration text)."""
-        from morph.runtime import MorphConfig
-        return MorphConfig(policy=self.policy, int4_method="rtn")
 
     @property
     def model_name(self) -> str:
@@ -67,14 +68,11 @@ class ServeConfig:
 
 
 def build_local_client(config: ServeConfig) -> LocalEngineClient:
-    """An engine for ``config`` with its morph runtime attached (when a policy is set), not yet started."""
+    """An engine for ``config`` with ``config.attach_runtime``'s runtime attached (if any), not yet started."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     engine = LLMEngine(config.engine_config())
-    runtime = None
-    if config.policy is not None:
-        from morph.runtime import attach_morph
-        runtime = attach_morph(engine, config.morph_config())
+    runtime = None if config.attach_runtime is None else config.attach_runtime(engine)
     return LocalEngineClient(engine, config.model_name, runtime)
 
 
@@ -86,7 +84,7 @@ def serve(config: ServeConfig) -> None:
 
     def shut_down() -> None:
         client.shutdown()
-        logger.info("engine loop stopped, morph runtime detached")
+        logger.info("engine loop stopped, runtime detached")
 
     app = build_app(client, config.admission_limit(1), config.api_key, on_shutdown=shut_down)
     uvicorn.run(app, host=config.host, port=config.port, log_level="info")

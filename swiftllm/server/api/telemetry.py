@@ -8,11 +8,8 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from morph.plan import Precision
-from swiftllm.server.engine import LLMEngine
+from swiftllm.server.engine import LAYER_PRECISIONS, LLMEngine
 from swiftllm.server.structs import StepStats
-
-PRECISION_ORDER = [precision.value for precision in Precision]    # most to least precise
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +38,7 @@ class EngineLoad:
 
 def transition_direction(source: str, target: str) -> str:
     """``down`` towards fewer bits (fp -> int4), ``up`` back towards full precision."""
-    return "down" if PRECISION_ORDER.index(target) > PRECISION_ORDER.index(source) else "up"
+    return "down" if LAYER_PRECISIONS.index(target) > LAYER_PRECISIONS.index(source) else "up"
 
 
 class EngineTelemetry:

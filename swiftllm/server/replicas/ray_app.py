@@ -1,5 +1,6 @@
-"""MorphServe on Ray Serve: N engine replicas, each its own engine and morph runtime in its own Ray actor, behind
-one ingress that serves the OpenAI API and dispatches every request to a replica (``DispatchingClient``).
+"""MorphServe on Ray Serve: N engine replicas, each its own engine and runtime (``ServeConfig.attach_runtime``, e.g.
+a morph runtime) in its own Ray actor, behind one ingress that serves the OpenAI API and dispatches every request
+to a replica (``DispatchingClient``).
 
 Each replica is a deployment of one replica (``engine-0`` ... ``engine-{N-1}``), so that the dispatcher, not Ray
 Serve's own router, picks the replica of every request, from the telemetry it polls. A replica runs one torch
@@ -28,7 +29,7 @@ QUIET = {"enable_access_log": False}     # one log line per telemetry poll would
 
 
 class EngineReplica:
-    """One engine (with its morph runtime) stepped by its own loop thread inside a Ray actor."""
+    """One engine (with its runtime, if any) stepped by its own loop thread inside a Ray actor."""
 
     def __init__(self, config: ServeConfig):
         config = dataclasses.replace(config, threads=config.threads or 1)

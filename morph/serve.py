@@ -1,10 +1,25 @@
-"""``morphserve serve``: the console script (declared in ``setup.py``)."""
+"""``morphserve serve``: the console script (declared in ``setup.py``), and the composition root of the online
+server: it sits above both ``swiftllm.server`` (which knows nothing of morph) and ``morph.runtime``, and hands every
+served engine its morph runtime through ``ServeConfig.attach_runtime``.
+"""
 import argparse
+import functools
 import logging
 
-from swiftllm.server.api_server import DEFAULT_MAX_QUEUED, ServeConfig
+from morph.runtime import MorphConfig, attach_morph
+from swiftllm.server.api_server import DEFAULT_MAX_QUEUED, AttachRuntime, ServeConfig
 
 MiB = 1 << 20
+NO_POLICY = "none"
+
+
+def morph_attacher(policy: str) -> AttachRuntime | None:
+    """What attaches a morph runtime under ``policy`` (RTN INT4: AWQ would need a calibration text) to each served
+    engine; ``None`` for ``"none"``. A ``functools.partial`` over ``attach_morph``, so that Ray can pickle it to the
+    replicas. An unknown policy is a ``ValueError`` here, before any engine is built."""
+    if policy == NO_POLICY:
+        return None
+    return functools.partial(attach_morph, config=MorphConfig(policy=policy, int4_method="rtn"))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,8 +31,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--policy", default="morph_accuracy",
-                       help="morph policy: morph_accuracy, morph_performance, morph_forecast, or 'none' to serve "
-                            "without morphing")
+                       help=f"morph policy: morph_accuracy, morph_performance, morph_forecast, or '{NO_POLICY}' to "
+                            "serve without morphing")
     serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on the /v1 routes")
     serve.add_argument("--max-queued-requests", type=int, default=DEFAULT_MAX_QUEUED,
                        help="requests held beyond what the engines run before answering 429")
@@ -33,10 +48,11 @@ def parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> ServeConfig:
     return ServeConfig(
         model=args.model, served_model_name=args.served_model_name, host=args.host, port=args.port,
-        policy=None if args.policy == "none" else args.policy, api_key=args.api_key,
-        max_queued_requests=args.max_queued_requests, max_num_seqs=args.max_num_seqs, max_model_len=args.max_model_len,
+        api_key=args.api_key, max_queued_requests=args.max_queued_requests, max_num_seqs=args.max_num_seqs,
+        max_model_len=args.max_model_len,
         memory_budget_bytes=None if args.memory_budget_mib is None else args.memory_budget_mib * MiB,
-        threads=args.threads, replicas=args.replicas, ray_address=args.ray_address)
+        threads=args.threads, replicas=args.replicas, ray_address=args.ray_address,
+        attach_runtime=morph_attacher(args.policy))
 
 
 def main(argv: list[str] | None = None) -> None:
