@@ -23,6 +23,12 @@ COMPILE_ARGS = {"cxx": ["-O3"], "nvcc": ["-O3"]}
 CLUSTER_REQUIRES = ["hydra-joblib-launcher==1.2.0", "hydra-submitit-launcher==1.2.0", "hydra-ray-launcher==1.2.2",
                     "ray[default]==2.60.0"]
 
+# The online server is optional: `pip install -e .[serve]` for one process, `.[ray]` for replicas on Ray Serve,
+# `.[test]` for what the server's tests also need (scripts/setup.sh installs it).
+SERVE_REQUIRES = ["fastapi>=0.115", "uvicorn>=0.30", "prometheus-client>=0.20", "pydantic>=2.7"]
+RAY_REQUIRES = SERVE_REQUIRES + ["ray[serve]==2.60.0"]
+TEST_REQUIRES = RAY_REQUIRES + ["httpx>=0.27", "openai>=1.40", "schemathesis>=4.0,<5"]
+
 
 def host_arena_extension() -> CppExtension:
     return CppExtension("swiftllm._arena_cpu", ["csrc/host_arena.cpp", "csrc/host_bindings.cpp"],
@@ -79,7 +85,8 @@ setup(
     packages=find_packages(include=["swiftllm*", "morph*", "experiments*"]),
     package_data={"swiftllm.sim": ["op_tables/*.json"]},
     python_requires=">=3.10",
-    extras_require={"cluster": CLUSTER_REQUIRES},
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtensions},
+    extras_require={"cluster": CLUSTER_REQUIRES, "serve": SERVE_REQUIRES, "ray": RAY_REQUIRES, "test": TEST_REQUIRES},
+    entry_points={"console_scripts": ["morphserve=morph.serve:main"]},
 )

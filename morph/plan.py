@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 
 class Precision(str, enum.Enum):
-    """Weight precision of one decoder layer, from most to least precise."""
+    """Weight precision of one decoder layer, from most to least precise: the engine's own names
+    (``swiftllm.server.engine.LAYER_PRECISIONS``) in their order, which ``tests/test_seams.py`` checks."""
     FP = "fp"
     INT8 = "int8"
     INT4 = "int4"

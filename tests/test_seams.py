@@ -1,6 +1,7 @@
-"""The seams between the layers: the data plane never imports the control plane, morph changes the engine only
-through its named hooks, a failed step ends the requests in flight, close() leaves a plain engine, and the monitor
-counts what the engine counts."""
+"""The seams between the layers: the data plane never imports the control plane, nothing in swiftllm imports morph
+(which sits above it) and both name a layer's precisions alike, morph changes the engine only through its named
+hooks, a failed step ends the requests in flight, close() leaves a plain engine, and the monitor counts what the
+engine counts."""
 import ast
 import asyncio
 import itertools
@@ -12,10 +13,12 @@ import pytest
 import torch
 
 from morph.monitor import MonitorConfig, ServingMonitor
+from morph.plan import Precision
 from morph.runtime import MorphConfig, attach_morph
 from swiftllm import EngineConfig, LLMEngine, SamplingParams
 from swiftllm.server.async_engine import AsyncLLMEngine, EngineStepError
 from swiftllm.server.block_manager import BlockManager
+from swiftllm.server.engine import LAYER_PRECISIONS
 from swiftllm.server.scheduler import Scheduler
 from swiftllm.server.structs import Request
 from swiftllm.worker.kv_cache import PagedKVCache
@@ -46,6 +49,24 @@ def test_the_worker_imports_nothing_from_the_server():
     offenders = [f"{path.relative_to(ROOT)}: {module}" for path in _sources("swiftllm/worker")
                  for module in _imported_modules(path) if module.startswith("swiftllm.server")]
     assert _sources("swiftllm/worker") and offenders == []
+
+
+def _imports_morph(path: Path) -> list[str]:
+    return [module for module in _imported_modules(path) if module == "morph" or module.startswith("morph.")]
+
+
+def test_nothing_under_swiftllm_imports_morph(tmp_path):
+    """Not even lazily inside a function: what serves an engine with morph (``morph/serve.py``) injects it."""
+    offenders = [f"{path.relative_to(ROOT)}: {module}" for path in _sources("swiftllm")
+                 for module in _imports_morph(path)]
+    assert _sources("swiftllm") and offenders == []
+    nested = tmp_path / "nested.py"
+    nested.write_text("import morphology\ndef f():\n    if f:\n        from morph.runtime import attach_morph\n")
+    assert _imports_morph(nested) == ["morph.runtime"]
+
+
+def test_morph_names_a_layers_precisions_as_the_engine_does_in_the_same_order():
+    assert tuple(precision.value for precision in Precision) == LAYER_PRECISIONS
 
 
 def _assignment_targets(tree: ast.AST):

@@ -63,6 +63,12 @@ class AsyncLLMEngine:
         self._streams: dict[str, _Stream] = {}
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
+        self.last_step_error: EngineStepError | None = None   # the latest failed step (read by health checks)
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the step loop thread is alive (started, not shut down, not died)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -118,6 +124,7 @@ class AsyncLLMEngine:
                 logger.exception("engine step failed; ending the %d requests in flight", len(self._streams))
                 error = EngineStepError(f"the engine step failed: {failure!r}")
                 error.__cause__ = failure
+                self.last_step_error = error
                 self._end_in_flight(error)
                 continue
             for out in outputs:

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 StepHook = Callable[[StepStats], None]
 Clock = Callable[[], float]
 FULL_PRECISION = "fp"
+LAYER_PRECISIONS = (FULL_PRECISION, "int8", "int4")    # what a decoder layer can run at, most to least precise
 
 
 class LLMEngine:

@@ -1,0 +1,1 @@
+"""Several engine replicas behind one OpenAI-compatible ingress, on Ray Serve (an optional extra)."""
