@@ -6,7 +6,7 @@ memory-bandwidth floor (bytes read per step / measured read bandwidth), with ach
 tokens/s at 32 concurrent streams vs llama.cpp (llama-cpp-python) single stream on the same GGUF.
 A peer that is not installed is skipped, and the table says so.
 
-    python benchmarks/bench_engine.py [--num-requests 64] [--threads 2]
+    python benchmarks/bench_engine.py [--num-requests 64] [--threads 2] [--default-config] [--skip-hf-throughput]
 """
 import argparse
 import importlib.util
@@ -127,9 +127,13 @@ def main() -> None:
     parser.add_argument("--decode-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-hf-throughput", action="store_true", help="the HF mixed-batch run takes minutes")
+    parser.add_argument("--default-config", action="store_true",
+                        help="run ours as LLM() comes (EngineConfig defaults) instead of a 4 GiB budget, 2048 context")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    llm = LLM(EngineConfig(model="embedded", memory_budget_bytes=4 * GiB, max_num_seqs=64, max_model_len=2048))
+    config = EngineConfig() if args.default_config else EngineConfig(
+        model="embedded", memory_budget_bytes=4 * GiB, max_num_seqs=64, max_model_len=2048)
+    llm = LLM(config)
     rows = []
     workload = mixed_workload(args.num_requests)
     ours_tps, n = ours_throughput(llm, workload)

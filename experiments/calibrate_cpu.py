@@ -5,7 +5,7 @@
 Times, on the embedded model's real weights: a decoder layer outside attention at FP / INT8 / INT4 by token count,
 decode and prefill attention (fitted), the LM head by sampled rows; this machine's read, CRC-32 and swap-copy (under
 decode load) speeds; then replays the default synthetic burst online under the paper's policies (configs/figure.yaml)
-and fits each step's period as ``op_scale * ops + step + per_sequence * D``. About five minutes on the 2-core machine;
+and fits each step's period as ``op_scale * ops + step + per_sequence * D``. About 15 minutes on the 2-core machine;
 run it with nothing else running. The simulator's fidelity against real replays is measured by
 ``experiments/validate_sim.py``.
 """

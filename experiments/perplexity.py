@@ -1,7 +1,8 @@
 """WikiText-2 test perplexity: ``python experiments/perplexity.py [overrides]``.
 
 Examples: ``data.num_windows=null`` (whole split), ``variants=[fp,rtn-int4-g64]``,
-``swap.counts=[4,8] swap.order=results/swap_orders/smollm2-135m-awq-int4-g128-lis.json``, ``cross_check_hf=null``.
+``swap.counts=[4,8] swap.order=results/swap_orders/smollm2-135m-awq-int4-g128-lis.json``, ``cross_check_hf=null``,
+``lm_head=int8 cross_check_hf=null`` (every row scored with the INT8 LM head).
 Writes perplexity.csv and perplexity.json into the Hydra run folder (results/perplexity/...).
 """
 import logging
@@ -22,7 +23,7 @@ COLUMNS = ("configuration", "quantized_layers_count", "ppl", "mean_nll", "num_to
 @hydra.main(config_path="../configs", config_name="perplexity", version_base=None)
 def main(raw: DictConfig) -> None:
     cfg: PerplexityConfig = OmegaConf.to_object(raw)
-    session = EvalSession(cfg.model, cfg.data, cfg.quant)
+    session = EvalSession(cfg.model, cfg.data, cfg.quant, cfg.lm_head)
     rows = perplexity_rows(session, cfg)
     files = write_report(rows, HydraConfig.get().runtime.output_dir, stem="perplexity")
     print(format_table(rows, COLUMNS))

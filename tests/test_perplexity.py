@@ -16,6 +16,7 @@ from experiments.eval.perplexity import WIKITEXT2_TEST, perplexity, read_wikitex
 from experiments.eval.perplexity_table import perplexity_rows
 from experiments.eval.session import EvalSession
 from experiments.replay.config import ModelSection
+from swiftllm.quant.int8_linear import Int8Linear
 from swiftllm.quant.variants import quantize_layer_rtn
 from swiftllm.server.tokenization import LlamaTokenizer
 from swiftllm.worker.model import dense_logits
@@ -114,6 +115,18 @@ def test_perplexity_rows_are_consistent(tiny_session):
     assert all(row["num_tokens"] == NUM_WINDOWS * (WINDOW_LEN - 1) for row in rows.values())
 
 
+def test_the_int8_lm_head_scores_every_row_with_its_own_head(tiny_llama, tmp_path):
+    fp_session = tiny_eval_session(tiny_llama, tmp_path / "fp")
+    int8_session = tiny_eval_session(tiny_llama, tmp_path / "int8", lm_head="int8")
+    assert isinstance(int8_session.scoring_weights.lm_head, Int8Linear)
+    assert not isinstance(int8_session.weights.lm_head, Int8Linear)          # variants are made from the fp weights
+    cfg = PerplexityConfig(variants=["fp", "int8"], cross_check_hf=None, lm_head="int8")
+    fp_rows = {row["configuration"]: row["ppl"] for row in perplexity_rows(fp_session, cfg)}
+    int8_rows = {row["configuration"]: row["ppl"] for row in perplexity_rows(int8_session, cfg)}
+    for name in ("fp", "int8"):
+        assert int8_rows[name] == pytest.approx(fp_rows[name], rel=1e-2) and int8_rows[name] != fp_rows[name]
+
+
 def test_missing_wikitext_names_the_file(tiny_llama, tmp_path):
     session = EvalSession(ModelSection(name="tiny", path=tiny_llama), DataSection(str(tmp_path)), QuantSection())
     with pytest.raises(FileNotFoundError, match=WIKITEXT2_TEST):
@@ -131,6 +144,8 @@ def test_swap_counts_beyond_the_model_are_rejected(tiny_session):
     ("perplexity", ["variants=[fp,int3]"], ValueError, "variants: bad variant name 'int3'"),
     ("perplexity", ["swap.int4_variant=int8"], ValueError, "must be an INT4 variant"),
     ("perplexity", ["quant.num_seqs=0"], ValueError, "quant.seq_len and quant.num_seqs must be >= 1"),
+    ("perplexity", ["lm_head=int4"], ValueError, "lm_head must be one of"),
+    ("perplexity", ["lm_head=int8"], ValueError, "with lm_head=int8 set cross_check_hf=null"),
     ("profile", ["method=best"], ValueError, "method must be one of"),
     ("profile", ["calibration.seq_len=1"], ValueError, "calibration.seq_len must be >= 2"),
     ("profile", ["coefficients.mds=nan"], ValueError, "coefficients must be finite"),

@@ -56,7 +56,8 @@ def decode_attention_seconds(cfg: LlamaModelConfig, context_lens: list[int]) -> 
     slots = torch.tensor([(s + (n - 1) // BLOCK_SIZE) * BLOCK_SIZE + (n - 1) % BLOCK_SIZE
                           for s, n in zip(starts, context_lens)])
     state = InferState(positions=lens - 1, slot_mapping=slots, prefills=[], num_prefill_rows=0,
-                       decode_block_tables=tables, decode_seq_lens=lens, logit_rows=torch.arange(len(lens)))
+                       decode_block_tables=tables, decode_seq_lens=lens, decode_max_seq_len=max(context_lens),
+                       logit_rows=torch.arange(len(lens)))
     q = torch.randn(len(lens), cfg.num_q_heads, cfg.head_dim)
     k, v = torch.randn(len(lens), cfg.num_kv_heads, cfg.head_dim), torch.randn(len(lens), cfg.num_kv_heads, cfg.head_dim)
     scale = cfg.head_dim ** -0.5

@@ -18,6 +18,8 @@ FULL_PRECISION = "fp"
 PROFILE_METHODS = ("lis", *SIMPLE_ORDERS)
 TABLE_ORDERS = (*SIMPLE_ORDERS, "lis")             # the paper's row order
 
+LM_HEADS = (FULL_PRECISION, "int8")
+
 
 def resolve_path(path: str) -> str:
     """``~`` expanded; a relative path is taken from the directory the (Hydra) command started in."""
@@ -97,12 +99,18 @@ class PerplexityConfig:
     variants: list[str] = field(default_factory=lambda: ["fp", "int8", "awq-int4-g128", "rtn-int4-g128"])
     swap: SwapSection = field(default_factory=SwapSection)
     cross_check_hf: str | None = "awq-int4-g128"    # a variant also run through transformers; null: none
+    lm_head: str = "fp"         # "int8": score every row with the LM head in INT8, as EngineConfig(lm_head="int8")
 
     def __post_init__(self):
         for name in self.variants:
             check_variant_name(name, "variants")
         if self.cross_check_hf is not None:
             check_variant_name(self.cross_check_hf, "cross_check_hf")
+        if self.lm_head not in LM_HEADS:
+            raise ValueError(f"lm_head must be one of {LM_HEADS}, got {self.lm_head!r}")
+        if self.lm_head != FULL_PRECISION and self.cross_check_hf is not None:
+            raise ValueError("the transformers cross-check rebuilds a full-precision LM head: with lm_head=int8 set "
+                             "cross_check_hf=null")
 
 
 @dataclass

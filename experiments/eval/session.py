@@ -16,6 +16,7 @@ from experiments.replay.config import ModelSection
 from morph.layer_store import LayerStore
 from morph.plan import Precision
 from swiftllm.quant.calibration import calibration_sequences, read_calibration_text
+from swiftllm.quant.lm_head import with_int8_lm_head
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.quant.variant_cache import model_fingerprint
 from swiftllm.server.tokenization import LlamaTokenizer
@@ -27,13 +28,15 @@ from swiftllm.worker.weight_loader import EMBEDDED_MODEL_NAMES, load_model
 class EvalSession:
     """Loads the model once; test windows and variants are built on first use and kept."""
 
-    def __init__(self, model: ModelSection, data: DataSection, quant: QuantSection):
+    def __init__(self, model: ModelSection, data: DataSection, quant: QuantSection, lm_head: str = FULL_PRECISION):
         self.model_path = model.path if model.path in EMBEDDED_MODEL_NAMES else resolve_path(model.path)
         self.model_name = model.name
         self.data = data
         self.quant = quant
         self.datasets_dir = Path(resolve_path(data.datasets_dir))
         self.cfg, self.weights = load_model(self.model_path)
+        # what scores the windows: the LM head (and a tied embedding) in INT8 when asked; variants come from weights
+        self.scoring_weights = with_int8_lm_head(self.weights) if lm_head == "int8" else self.weights
         self.tokenizer = LlamaTokenizer.load(self.model_path)
         self._variants: dict[str, list[LayerWeights]] = {FULL_PRECISION: list(self.weights.layers)}
 
@@ -72,7 +75,7 @@ class EvalSession:
         return [variant[i] if i in chosen else layer for i, layer in enumerate(self.weights.layers)]
 
     def perplexity(self, layers: list[LayerWeights], desc: str) -> Perplexity:
-        return perplexity(lambda ids: dense_logits(self.weights, self.cfg, ids, layers), self.test_windows, desc)
+        return perplexity(lambda ids: dense_logits(self.scoring_weights, self.cfg, ids, layers), self.test_windows, desc)
 
     def _prepare(self, spec: VariantSpec) -> list[LayerWeights]:
         precision = Precision.INT8 if spec.method == "int8" else Precision.INT4
