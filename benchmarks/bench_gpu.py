@@ -133,7 +133,7 @@ def build(args, timings: Timings) -> tuple[LLMEngine, MorphRuntime, dict]:
     store = LayerStore.prepare(engine.model_weights, engine.model_config, PRECISIONS, VariantSpec("rtn"),
                                cache_root=None, device=device)
     store_seconds = time.perf_counter() - start
-    dtype = engine.model_weights.embed_tokens.dtype
+    dtype = engine.model_weights.final_norm.dtype
     start = time.perf_counter()
     swapper = LayerSwapper.into_slots(engine.install_layer, store, device)
     if device.type == "cuda":      # as attach_morph does: Triton compiles the variants' GEMMs now

@@ -9,7 +9,7 @@ For every window x policy and figure (P50 / P95 TTFT, mean / P99 TPOT, output th
 transitions) it prints the two real runs, their spread, the simulation and its error against the real runs' mean;
 then the mean absolute error over all figures. Writes ``validate_sim.{csv,json}``. The Azure windows need the
 shared traces (``MORPHSERVE_SHARED``, default ``../shared``). Each real run takes one to two minutes; ``--reuse``
-loads runs already saved under ``--out`` instead of replaying them.
+loads runs already saved under ``--out`` by this same code (commit and uncommitted changes) instead of replaying them.
 """
 import argparse
 import copy
@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from experiments.metrics import format_table, write_report
 from experiments.replay.config import ReplayConfig
 from experiments.replay.run import ReplayResult, run_replay
+from experiments.replay.saved_runs import load_if_current
 from experiments.replay.figures import paper_policies, register_schemas
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -38,11 +39,10 @@ def replay_config(window: str, policy: str, backend: str, out_dir: Path) -> Repl
     return OmegaConf.to_object(raw)
 
 
-def run_or_load(cfg: ReplayConfig, reuse: bool) -> ReplayResult:
-    out_dir = Path(cfg.output_dir)
-    if reuse and (out_dir / "result.json").exists():
-        return ReplayResult.load(out_dir)
-    return run_replay(copy.deepcopy(cfg))
+def replay_or_reuse(cfg: ReplayConfig, reuse: bool) -> ReplayResult:
+    """A new replay into ``cfg.output_dir``, or with ``reuse`` the one saved there if this code made it."""
+    saved = load_if_current(cfg) if reuse else None
+    return saved or run_replay(copy.deepcopy(cfg))
 
 
 def compare(real: list[dict], sim: dict) -> list[dict]:
@@ -74,9 +74,9 @@ def main() -> None:
     for window in args.windows:
         for policy in args.policies:
             base = Path(args.out) / window / policy
-            real = [run_or_load(replay_config(window, policy, "real", base / f"real-{i}"), args.reuse).row
+            real = [replay_or_reuse(replay_config(window, policy, "real", base / f"real-{i}"), args.reuse).row
                     for i in range(1, args.real_runs + 1)]
-            sim = run_or_load(replay_config(window, policy, "sim", base / "sim"), args.reuse).row
+            sim = replay_or_reuse(replay_config(window, policy, "sim", base / "sim"), args.reuse).row
             rows += [{"window": window, "policy": policy, **row} for row in compare(real, sim)]
     errors = [abs(r["error_pct"]) for r in rows]
     real_columns = tuple(f"real_{i}" for i in range(1, args.real_runs + 1))

@@ -223,7 +223,7 @@ def swapper_for(engine: LLMEngine, config: MorphConfig) -> Swapper:
         cache_root=config.variant_cache_dir, calibration=_calibration(engine, config), device=engine.config.device)
     swapper = LayerSwapper.into_slots(engine.install_layer, store, engine.config.device, config.swap_step_share)
     if torch.device(engine.config.device).type == "cuda":      # Triton compiles the variants' GEMMs now
-        warm_up_variants(store, torch.device(engine.config.device), engine.model_weights.embed_tokens.dtype,
+        warm_up_variants(store, torch.device(engine.config.device), engine.model_weights.final_norm.dtype,
                          engine.config.max_num_batched_tokens)
     return swapper
 

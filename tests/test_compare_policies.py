@@ -1,4 +1,5 @@
 """The policy comparison table: ratios against full precision, computed by hand."""
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -40,3 +41,11 @@ def test_no_slo_ratio_when_full_precision_has_no_violation():
     assert "slo_violations_vs_fp" not in row and "rouge_l_change" not in row
     [simulated] = compare({"fp": fp}, "fp", simulated=True)
     assert "mean_prefix_agreement" not in simulated           # a simulated model writes no text to agree on
+
+
+def test_a_baseline_without_any_rouge_overlap_gives_a_nan_change_not_an_error():
+    row = {"p95_ttft_ms": 100.0, "ttft_slo_violation_rate": 0.0, "output_throughput": 1.0, "p99_tpot_ms": 5.0}
+    fp = _result({"policy": "fp", **row, "rouge_l": 0.0}, [[1]], [8])
+    morph = _result({"policy": "morph", **row, "rouge_l": 0.1}, [[1]], [8])
+    rows = {r["policy"]: r for r in compare({"fp": fp, "morph": morph}, "fp")}
+    assert math.isnan(rows["morph"]["rouge_l_change"])

@@ -9,7 +9,7 @@ import torch
 from swiftllm.quant.awq_format import from_awq_gemm, to_awq_gemm
 from swiftllm.quant.groupwise import dequantize_groups, quantize_groups
 from swiftllm.quant.int8_linear import Int8Linear
-from swiftllm.quant.triton_awq_gemm import DEQUANT_MIN_TOKENS, awq_gemm_triton, k_splits
+from swiftllm.quant.triton_awq_gemm import DEQUANT_MIN_TOKENS, awq_gemm_triton, awq_tile, k_splits, multiprocessors
 from swiftllm.quant.triton_w8a16_gemm import w8a16_gemm_triton
 from tests.triton_interpreter import interpreted
 
@@ -37,6 +37,26 @@ def test_awq_gemm_matches_dequantized_reference(num_tokens, out_features, in_fea
     expected = x.float() @ weight.t()
     assert out.dtype == dtype and out.shape == (num_tokens, out_features)
     assert (out.float() - expected).abs().max() <= RTOL[dtype] * expected.abs().max()
+
+
+def test_awq_gemm_without_a_k_split_matches_the_reference():
+    out_features, in_features, group_size = 2048, 64, 32          # 16 column tiles fill the interpreter's 4 SMs
+    tile = awq_tile(1, group_size)
+    tiles = out_features // tile.block_n
+    assert k_splits(in_features, tile.block_k, tiles, multiprocessors(torch.device("cpu")))[0] == 1
+    awq = to_awq_gemm(quantize_groups(torch.randn(out_features, in_features), group_size))
+    weight = dequantize_groups(from_awq_gemm(awq["qweight"], awq["qzeros"], awq["scales"], group_size))
+    x = torch.randn(1, in_features)
+    expected = x @ weight.t()
+    out = awq_gemm_triton(x, awq["qweight"], awq["qzeros"], awq["scales"], group_size)
+    assert (out - expected).abs().max() <= RTOL[torch.float32] * expected.abs().max()
+
+
+def test_no_rows_give_an_empty_output():
+    awq = to_awq_gemm(quantize_groups(torch.randn(64, 64), 32))
+    assert awq_gemm_triton(torch.randn(0, 64), awq["qweight"], awq["qzeros"], awq["scales"], 32).shape == (0, 64)
+    op = Int8Linear.quantize(torch.randn(40, 48))
+    assert w8a16_gemm_triton(torch.randn(0, 48), op.weight, op.scales).shape == (0, 40)
 
 
 def test_k_splits_fill_the_multiprocessors_with_whole_nonempty_steps():

@@ -1,8 +1,9 @@
 """Defect 3 of issue 13 on the CPU: the warm-up runs every kernel variant the serving path can pick.
 
-On a GPU each run compiles a Triton variant (``tests/gpu/test_warm_up_gpu.py`` checks that nothing compiles after
-it); here the calls themselves are recorded: every quantized precision's linears at one row count per GEMM tile,
-and the model at a prefill, a decode row in one context partition and one in the most partitions.
+On a GPU each run compiles a Triton variant (``tests/gpu/test_engine_gpu.py::test_nothing_compiles_after_the_warm_ups``
+checks that nothing compiles after it); here the calls themselves are recorded: every quantized precision's linears
+at one row count per GEMM tile, and the model at a prefill, a decode row in one context partition and one in the
+most partitions.
 """
 import pytest
 import torch
@@ -13,6 +14,7 @@ from morph.plan import Precision
 from morph.variant_warm_up import warm_up_variants
 from swiftllm.quant.int4_linear import Int4Linear
 from swiftllm.quant.int8_linear import Int8Linear
+from swiftllm.quant.lm_head import with_int8_lm_head
 from swiftllm.quant.model_quantizer import quantize_model
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.worker.kernels.gemm_tiles import GEMM_TILES, gemm_tile, tile_token_counts
@@ -85,3 +87,11 @@ def test_an_engine_on_the_cpu_does_not_warm_up(tiny_llama, monkeypatch):
     from swiftllm import EngineConfig, LLMEngine
     monkeypatch.setattr(ModelRunner, "warm_up", lambda *args: pytest.fail("a CPU engine warmed up"))
     LLMEngine(EngineConfig(model=tiny_llama, device="cpu", num_kv_blocks=16))
+
+
+def test_the_warm_up_runs_with_an_int8_lm_head(tiny_llama):
+    cfg, weights = load_model(tiny_llama)
+    weights = with_int8_lm_head(weights)
+    cache = PagedKVCache(cfg, num_blocks=40, block_size=8, dtype=torch.float32, device="cpu")
+    runner = ModelRunner(cfg, weights, cache, max_positions=200, seed=0)
+    runner.warm_up(max_num_batched_tokens=100)          # prefill rows sample nothing: the head sees no rows there

@@ -1,9 +1,11 @@
 """Policies against a baseline (full precision) on the same workload: ratios, quality changes with paired bootstrap
 95 % intervals over requests, and token agreement with the baseline's outputs.
 
-Ratios named ``*_reduction`` are baseline / policy (above 1: the policy is lower), ``*_vs_fp`` and ``tpot_ratio_*``
-are policy / baseline; a ratio over zero is NaN. ``<metric>_vs_fp_diff`` is the mean per-request difference policy -
-baseline of a quality score, with ``_ci_low`` / ``_ci_high`` its interval.
+Ratios named ``*_reduction`` are baseline / policy (above 1: the policy is lower), ``throughput_vs_fp`` and
+``tpot_ratio_*`` are policy / baseline, ``rouge_l_change`` is policy / baseline - 1; a ratio over zero is NaN.
+``slo_violations_vs_fp`` is the share of the baseline's SLO violations the policy removed (1 - policy / baseline;
+absent when the baseline had none). ``<metric>_vs_fp_diff`` is the mean per-request difference policy - baseline of
+a quality score, with ``_ci_low`` / ``_ci_high`` its interval.
 """
 import math
 
@@ -38,7 +40,7 @@ def _compared(result: ReplayResult, base: ReplayResult, simulated: bool) -> dict
             row[f"{stat}_queueing_delay_reduction"] = _ratio(ref[f"{stat}_queueing_delay_ms"],
                                                              row[f"{stat}_queueing_delay_ms"])
     if "rouge_l" in row:
-        row["rouge_l_change"] = row["rouge_l"] / ref["rouge_l"] - 1
+        row["rouge_l_change"] = _ratio(row["rouge_l"], ref["rouge_l"]) - 1
     row.update(_quality_differences(result.metadata.get("request_quality", {}),
                                     base.metadata.get("request_quality", {})))
     if not simulated:

@@ -1,6 +1,8 @@
 """One replay run: build the engine under a policy, replay the workload, score it, write records and metrics."""
 import asyncio
 import json
+import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -119,7 +121,7 @@ def build_engine(cfg: ReplayConfig) -> LLMEngine:
 def _replay(engine: LLMEngine, cfg: ReplayConfig, workload: list[WorkloadRequest]) -> list[RequestOutput]:
     """Open-loop replay: through the online engine in real time, or event-driven on the simulator's clock."""
     if cfg.backend.simulated:
-        return replay_simulated(engine, engine.clock, workload, ignore_eos=cfg.ignore_eos)
+        return _replay_simulated(engine, workload, cfg.ignore_eos)
     online = AsyncLLMEngine(engine)
     online.start()
     try:
@@ -165,3 +167,13 @@ def random_token_range(engine: LLMEngine) -> range:
 
 def tpots_ms(records: list[RequestRecord]) -> list[float]:
     return [r.tpot_s * 1e3 for r in records if r.tpot_s is not None]
+
+
+def _replay_simulated(engine: LLMEngine, workload: list[WorkloadRequest], ignore_eos: bool) -> list[RequestOutput]:
+    """The event-driven replay on the simulator's clock; says how fast it simulated."""
+    wall_start, simulated_start = time.perf_counter(), engine.clock()
+    outputs = replay_simulated(engine, engine.clock, workload, ignore_eos=ignore_eos)
+    wall, simulated = time.perf_counter() - wall_start, engine.clock() - simulated_start
+    print(f"simulated {simulated:.1f} s in {wall:.2f} s of wall time ({simulated / wall:.1f} simulated s per wall s)",
+          file=sys.stderr)
+    return outputs

@@ -28,7 +28,7 @@ def run_or_load(cfg: ReplayConfig, runs_dir: str | Path) -> ReplayResult:
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
     with open(f"{run.output_dir}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _load_if_current(run) or run_replay(run)
+        return load_if_current(run) or run_replay(run)
 
 
 def preset_run(cfg: ReplayConfig, policy: str) -> ReplayConfig:
@@ -59,7 +59,8 @@ def swap_order_inputs(run: ReplayConfig) -> list[Path]:
     return [path] if path.is_file() else []
 
 
-def _load_if_current(run: ReplayConfig) -> ReplayResult | None:
+def load_if_current(run: ReplayConfig) -> ReplayResult | None:
+    """The run saved in ``run.output_dir`` if this code made it (commit and uncommitted changes), else ``None``."""
     name, out_dir, current = run.policy.name, Path(run.output_dir), code_version()
     try:
         saved = ReplayResult.load(out_dir)

@@ -1,7 +1,7 @@
 """Device- and CPU-independent form of a layer's linear ops, for files (the variant cache).
 
-The in-memory INT4 op keeps torch's CPU kernel layout, which differs between CPUs (AVX2, AVX512...),
-so INT4 is written in AutoAWQ's GEMM layout instead and re-packed for the running machine on load.
+The in-memory INT4 op keeps the layout of the device's kernels (the CPU's row-major nibbles, ``int4_layout.py``;
+AutoAWQ's on CUDA), so INT4 is written in AutoAWQ's GEMM layout and re-packed for the running device on load.
 """
 import torch
 

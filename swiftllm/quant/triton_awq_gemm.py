@@ -110,17 +110,20 @@ def awq_gemm_triton(x: torch.Tensor, qweight: torch.Tensor, qzeros: torch.Tensor
     assert qzeros.shape == (k // group_size, n // 8), f"qzeros must be [{k // group_size}, {n // 8}], got {tuple(qzeros.shape)}"
     assert scales.shape == (k // group_size, n), f"scales must be [{k // group_size}, {n}], got {tuple(scales.shape)}"
     assert all(t.is_contiguous() for t in (x, qweight, qzeros, scales)), "x, qweight, qzeros, scales must be contiguous"
+    if num_tokens == 0:
+        return x.new_empty(0, n)
     if num_tokens > DEQUANT_MIN_TOKENS:
         return x @ awq_dequantize_triton(qweight, qzeros, scales, group_size, x.dtype)
     tile = awq_tile(num_tokens, group_size)
     tiles = triton.cdiv(num_tokens, tile.block_m) * triton.cdiv(n, tile.block_n)
     splits, k_per_split = k_splits(k, tile.block_k, tiles, multiprocessors(x.device))
-    out = torch.empty(splits, num_tokens, n, dtype=x.dtype if splits == 1 else torch.float32, device=x.device)
+    # float32 partials whatever the split, so one compiled kernel serves every M of a tile
+    out = torch.empty(splits, num_tokens, n, dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(num_tokens, tile.block_m), triton.cdiv(n, tile.block_n), splits)   # (row, column, K slice)
     _awq_gemm_kernel[grid](x, qweight, qzeros, scales, out, num_tokens, n, k, group_size, k_per_split,
                            BLOCK_M=tile.block_m, BLOCK_N=tile.block_n, BLOCK_K=tile.block_k,
                            IEEE=x.dtype == torch.float32, num_warps=tile.num_warps, num_stages=tile.num_stages)
-    return out[0] if splits == 1 else out.sum(0).to(x.dtype)
+    return out.sum(0).to(x.dtype)
 
 
 def awq_dequantize_triton(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, group_size: int,

@@ -46,6 +46,8 @@ def w8a16_gemm_triton(x: torch.Tensor, weight: torch.Tensor, scales: torch.Tenso
     n = weight.shape[0]
     assert scales.shape == (n,) and scales.dtype == torch.float32, f"scales must be float32 [{n}], got {scales.dtype} {tuple(scales.shape)}"
     assert all(t.is_contiguous() for t in (x, weight, scales)), "x, weight, scales must be contiguous"
+    if num_tokens == 0:
+        return x.new_empty(0, n)
     tile = gemm_tile(num_tokens)
     out = torch.empty(num_tokens, n, dtype=x.dtype, device=x.device)
     grid = (triton.cdiv(num_tokens, tile.block_m), triton.cdiv(n, tile.block_n))   # (row tile, column tile)

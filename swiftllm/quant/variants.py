@@ -21,8 +21,8 @@ def map_linears(layer: LayerWeights, convert: Callable[[str, Linear], Linear]) -
 
 
 def build_int4_linear(q: GroupQuantized, device: torch.device, layout: torch.device | None = None) -> Linear:
-    """The INT4 op over tensors on ``device`` for the kernels of ``layout`` (default: ``device``): torch's CPU INT4
-    kernel layout for a CPU, AutoAWQ's layout for CUDA (e.g. a CUDA variant kept in host memory)."""
+    """The INT4 op over tensors on ``device`` for the kernels of ``layout`` (default: ``device``): the C++ kernel's
+    row-major nibble layout for a CPU, AutoAWQ's layout for CUDA (e.g. a CUDA variant kept in host memory)."""
     layout = device if layout is None else torch.device(layout)
     q = GroupQuantized(q.codes.to(device), q.scales.to(device), q.zeros.to(device), q.in_features, q.group_size)
     return AwqLinear.from_groups(q) if layout.type == "cuda" else Int4Linear.from_groups(q)

@@ -63,7 +63,7 @@ def plan_memory(cfg: LlamaModelConfig, config: EngineConfig, weights: ModelWeigh
     weight_bytes = weights.nbytes()
     budget = config.configured_budget_bytes()
     if budget is None:
-        device = weights.embed_tokens.device
+        device = weights.final_norm.device
         workspace = profile_workspace_bytes(weights, cfg, config.max_num_batched_tokens,
                                             min(config.max_num_seqs, config.max_num_batched_tokens))
         budget = cuda_budget_bytes(device, config.gpu_memory_fraction, weight_bytes)

@@ -29,7 +29,7 @@ def simulated_engine(config: EngineConfig, hardware: HardwareSpec, clock: Virtua
     hardware's memory less its reserve (unless ``config`` sets one), the memory plan of the device it simulates
     (the CPU's for the ``cpu`` hardware, CUDA's otherwise), time on ``clock``. Nothing touches a real device."""
     clock = clock or VirtualClock()
-    if config.memory_budget_bytes is None and config.num_kv_blocks is None:
+    if config.memory_budget_bytes is None:          # never the real-GPU default, which profiles a device
         config = dataclasses.replace(config, memory_budget_bytes=hardware.budget_bytes)
     device = "cpu" if hardware.op_table is not None else "cuda"
     config = dataclasses.replace(config, device=device, dtype=hardware.dtype)

@@ -12,7 +12,8 @@ from swiftllm.quant.variants import map_linears, quantize_layer_int8
 from swiftllm.worker.weight import LayerWeights, ModelWeights, dense_layer
 from swiftllm.worker.weight_slots import SlotLayout
 
-# The INT4 layout each kind of device serves: torch's CPU kernel layout, AutoAWQ's GEMM layout on CUDA.
+# The INT4 layout each kind of device serves: this project's row-major nibble layout on the CPU (int4_layout.py),
+# AutoAWQ's GEMM layout on CUDA.
 INT4_OPS = {"cpu": Int4Linear, "cuda": AwqLinear}
 
 

@@ -10,20 +10,20 @@ import torch
 
 from swiftllm.model_config import LlamaModelConfig
 from swiftllm.worker.model import CachelessForward
-from swiftllm.worker.weight import ModelWeights
+from swiftllm.worker.weight import ModelWeights, vocab_logits
 
 
 @torch.inference_mode()
 def profile_workspace_bytes(weights: ModelWeights, cfg: LlamaModelConfig, num_tokens: int, num_logit_rows: int) -> int:
     """Peak bytes allocated beyond the weights during one forward of ``num_tokens`` tokens (CUDA weights)."""
-    device = weights.embed_tokens.device
+    device = weights.final_norm.device
     torch.cuda.synchronize(device)
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
     token_ids = torch.zeros(num_tokens, dtype=torch.int64, device=device)
     hidden = CachelessForward(weights, cfg, num_tokens).hidden_states(token_ids)          # [T, hidden]
-    (hidden[:num_logit_rows] @ weights.lm_head.T).float()                                  # [S, vocab]
+    vocab_logits(hidden[:num_logit_rows], weights.lm_head).float()                        # [S, vocab]
     torch.cuda.synchronize(device)
     peak = torch.cuda.max_memory_allocated(device) - before
     del token_ids, hidden

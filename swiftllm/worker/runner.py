@@ -46,7 +46,7 @@ class ModelRunner:
         for chunks in warm_up_chunks(max_num_batched_tokens, max_context, self.kv_cache.block_size):
             input_ids, state = self.prepare(chunks)
             self.model.forward(input_ids, state, self.kv_cache.k, self.kv_cache.v)
-        warm_up_linears(self.weights.layers[0], max_num_batched_tokens, self.weights.embed_tokens.dtype, self.device)
+        warm_up_linears(self.weights.layers[0], max_num_batched_tokens, self.weights.final_norm.dtype, self.device)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 

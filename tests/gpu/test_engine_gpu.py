@@ -32,6 +32,14 @@ def test_gpu_and_cpu_engines_give_the_same_greedy_tokens_in_float32(model, reque
     assert _tokens(gpu, prompts) == _tokens(cpu, prompts)
 
 
+def test_an_int8_lm_head_serves_on_the_gpu_as_on_the_cpu():
+    config = dict(model="random:tiny-llama-gqa", dtype="float32", lm_head="int8", max_num_batched_tokens=32)
+    cpu = LLM(EngineConfig(device="cpu", memory_budget_bytes=1 << 30, **config))
+    gpu = LLM(EngineConfig(device="cuda", **config))                 # the budget measured by a profiling forward
+    prompts = _prompts(6, cpu.engine.model_config.vocab_size)         # the longest prompts run in chunks
+    assert _tokens(gpu, prompts) == _tokens(cpu, prompts)
+
+
 @pytest.mark.parametrize("dtype,bound", [(torch.float16, 5e-3), (torch.bfloat16, 3e-2)])
 def test_half_precision_logits_match_transformers(tiny_llama, cuda, dtype, bound):
     from transformers import AutoModelForCausalLM

@@ -19,20 +19,28 @@ class PrecisionProvenance(BaseModel):
     layer_precisions: dict[str, list[str]]
 
 
-class CompletionChoice(BaseModel):
+class Choice(BaseModel):
+    """What every choice carries, whatever its payload (``text``, ``message`` or ``delta``)."""
     index: int = 0
-    text: str
     logprobs: None = None
     finish_reason: str | None
     precision_provenance: PrecisionProvenance
 
 
-class CompletionResponse(BaseModel):
-    """A whole completion, or one streamed chunk of it (then ``text`` is the new text and ``usage`` is absent)."""
+class Envelope(BaseModel):
+    """What every response and streamed chunk carries around its choices."""
     id: str
-    object: Literal["text_completion"] = "text_completion"
     created: int
     model: str
+
+
+class CompletionChoice(Choice):
+    text: str
+
+
+class CompletionResponse(Envelope):
+    """A whole completion, or one streamed chunk of it (then ``text`` is the new text and ``usage`` is absent)."""
+    object: Literal["text_completion"] = "text_completion"
     choices: list[CompletionChoice]
     usage: Usage | None = None
 
@@ -42,19 +50,12 @@ class AssistantMessage(BaseModel):
     content: str
 
 
-class ChatChoice(BaseModel):
-    index: int = 0
+class ChatChoice(Choice):
     message: AssistantMessage
-    logprobs: None = None
-    finish_reason: str | None
-    precision_provenance: PrecisionProvenance
 
 
-class ChatCompletionResponse(BaseModel):
-    id: str
+class ChatCompletionResponse(Envelope):
     object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
     choices: list[ChatChoice]
     usage: Usage
 
@@ -64,19 +65,12 @@ class ChatDelta(BaseModel):
     content: str | None = None
 
 
-class ChatChunkChoice(BaseModel):
-    index: int = 0
+class ChatChunkChoice(Choice):
     delta: ChatDelta
-    logprobs: None = None
-    finish_reason: str | None
-    precision_provenance: PrecisionProvenance
 
 
-class ChatCompletionChunk(BaseModel):
-    id: str
+class ChatCompletionChunk(Envelope):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
     choices: list[ChatChunkChoice]
     usage: Usage | None = None
 
