@@ -5,7 +5,7 @@
 Times, on the embedded model's real weights: a decoder layer outside attention at FP / INT8 / INT4 by token count,
 decode and prefill attention (fitted), the LM head by sampled rows; this machine's read, CRC-32 and swap-copy (under
 decode load) speeds; then replays the default synthetic burst online under the paper's policies (configs/figure.yaml)
-and fits each step's period as ``op_scale * ops + step + per_sequence * D``. About 15 minutes on the 2-core machine;
+and fits each step's period as ``layer_scale[p] * layers at p + op_scale * other ops + step + per_sequence * D``. About 15 minutes on the 2-core machine;
 run it with nothing else running. The simulator's fidelity against real replays is measured by
 ``experiments/validate_sim.py``.
 """
@@ -61,10 +61,10 @@ def time_machine(engine) -> dict[str, float]:
             "threads": torch.get_num_threads()}
 
 
-def fit_steps(ops: dict, model: dict) -> dict[str, float]:
+def fit_steps(ops: dict, model: dict) -> dict:
     """Replay the default burst online under each of the paper's policies and fit the step periods."""
-    provisional = CpuOpTable(model=model, overhead={"op_scale": 1.0, "step_s": 0.0, "per_sequence_s": 0.0},
-                             machine={}, provenance={}, **ops)
+    unscaled = {"op_scale": 1.0, "layer_scale": {}, "step_s": 0.0, "per_sequence_s": 0.0}
+    provisional = CpuOpTable(model=model, overhead=unscaled, machine={}, provenance={}, **ops)
     samples = []
     events_dir = tempfile.mkdtemp(prefix="calibration-events-")
     for policy in paper_policies():

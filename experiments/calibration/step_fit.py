@@ -2,8 +2,11 @@
 
 A replay runs through the online engine exactly as ``experiments/run_replay.py`` runs it; each step that ran a
 batch records its batch, the layers' precisions and when it started. The time from one step's start to the next
-one's (``period``, when no idle tick lies between) is fitted as ``op_scale * ops + step + per_sequence * D``, with
-``ops`` the sum of the isolated op times for that batch and ``D`` its sequences.
+one's (``period``, when no idle tick lies between) is fitted as
+``sum_p layer_scale[p] * layers_p + op_scale * other_ops + step + per_sequence * D``, with ``layers_p`` the isolated
+times of the batch's decoder layers at precision ``p`` (outside attention), ``other_ops`` those of its attention, LM
+head and embedding, and ``D`` its sequences. A precision gets its own factor because a layer's isolated timing reads
+its weights from a cache warmed by the repeats, and how much that flatters it depends on the weights' size.
 """
 import asyncio
 from dataclasses import dataclass
@@ -52,12 +55,24 @@ def record_steps(engine: LLMEngine, workload: list[WorkloadRequest]) -> list[Ste
             for (t0, n0, batch, precisions), (t1, n1, _, _) in zip(calls, calls[1:]) if n1 == n0 + 1]
 
 
-def fit_overhead(samples: list[StepSample], cost_model: CostModel) -> dict[str, float]:
-    """op_scale, step_s and per_sequence_s; ``cost_model`` predicts the isolated ops only (scale 1, no overhead)."""
+def fit_overhead(samples: list[StepSample], cost_model: CostModel) -> dict:
+    """op_scale, layer_scale (for each precision the samples ran), step_s and per_sequence_s; ``cost_model``
+    predicts the isolated ops only (scales 1, no overhead)."""
+    precisions = sorted({p for sample in samples for p in sample.precisions})
     rows, periods = [], []
     for sample in samples:
-        ops = cost_model.step_time(sample.batch, sample.precisions)
-        rows.append([ops, 1.0, float(len(sample.batch.chunks))])
+        layers = layer_seconds(sample, cost_model)
+        other = cost_model.step_time(sample.batch, sample.precisions) - sum(layers.values())
+        rows.append([layers.get(p, 0.0) for p in precisions] + [other, 1.0, float(len(sample.batch.chunks))])
         periods.append(sample.period)
-    op_scale, step, sequence = least_squares(rows, periods)
-    return {"op_scale": op_scale, "step_s": step, "per_sequence_s": sequence}
+    *layer_scales, op_scale, step, sequence = least_squares(rows, periods)
+    return {"layer_scale": dict(zip(precisions, layer_scales)), "op_scale": op_scale, "step_s": step,
+            "per_sequence_s": sequence}
+
+
+def layer_seconds(sample: StepSample, cost_model: CostModel) -> dict[str, float]:
+    """Isolated seconds of the sample's decoder layers outside attention, summed per precision."""
+    num_tokens, seconds = sample.batch.num_tokens, {}
+    for precision in sample.precisions:
+        seconds[precision] = seconds.get(precision, 0.0) + cost_model.ops.layer(num_tokens, precision)
+    return seconds

@@ -4,8 +4,9 @@ The table holds, for the model it was timed with: one decoder layer outside atte
 count; decode attention as a fit ``per_call + per_sequence * D + per_context_token * sum(context)``; prefill attention
 as ``per_call + per_query_key * pairs + per_context_token * context`` (a cached prefix is gathered from the paged
 cache); the LM head by sampled rows; and the step's overhead outside the model as ``step + per_sequence * D``, with
-``op_scale`` the factor the ops' sum takes inside a real step (both fitted to real engine steps). It also records the
-machine's measured read, copy and checksum speeds.
+the factors the isolated times take inside a real step: ``layer_scale[precision]`` for the decoder layers at that
+precision and ``op_scale`` for the other ops and for a precision no replay ran (all fitted to real engine steps). It
+also records the machine's measured read, copy and checksum speeds.
 """
 import json
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from swiftllm.model_config import LlamaModelConfig
 from swiftllm.sim.hardware import interpolate
 
+OVERHEAD_FIELDS = ("step_s", "per_sequence_s", "op_scale", "layer_scale")
 SHAPE_FIELDS = ("num_layers", "hidden_size", "intermediate_size", "num_q_heads", "num_kv_heads", "head_dim", "vocab_size")
 
 
@@ -26,7 +28,7 @@ class CpuOpTable:
     prefill_attention: dict[str, float]      # per_call_s, per_query_key_s, per_context_token_s
     head_rows: tuple[int, ...]
     head_seconds: tuple[float, ...]
-    overhead: dict[str, float]               # step_s, per_sequence_s, op_scale
+    overhead: dict                           # step_s, per_sequence_s, op_scale, layer_scale: {precision: factor}
     machine: dict[str, float]                # read_gbs, copy_gbs, checksum_gbs, threads
     provenance: dict                         # when, where and how it was measured
 
@@ -36,6 +38,9 @@ class CpuOpTable:
     @staticmethod
     def from_json(values: dict) -> "CpuOpTable":
         values = dict(values)
+        missing = [f for f in OVERHEAD_FIELDS if f not in values["overhead"]]
+        if missing:
+            raise KeyError(f"overhead lacks {missing}")
         values["layer_tokens"] = tuple(values["layer_tokens"])
         values["layer_seconds"] = {p: tuple(v) for p, v in values["layer_seconds"].items()}
         values["head_rows"], values["head_seconds"] = tuple(values["head_rows"]), tuple(values["head_seconds"])
@@ -65,9 +70,11 @@ class CpuOps:
                              "with this model")
         self.table = table
         self.op_scale = table.overhead["op_scale"]
+        self.layer_scale = table.overhead["layer_scale"]
 
     def layer(self, num_tokens: int, precision: str) -> float:
-        return self.op_scale * interpolate(self.table.layer_tokens, self.table.layer_seconds[precision], num_tokens)
+        scale = self.layer_scale.get(precision, self.op_scale)
+        return scale * interpolate(self.table.layer_tokens, self.table.layer_seconds[precision], num_tokens)
 
     def prefill_attention(self, num_tokens: int, context_len: int) -> float:
         fit = self.table.prefill_attention
