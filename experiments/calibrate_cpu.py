@@ -5,8 +5,9 @@
 Times, on the embedded model's real weights: a decoder layer outside attention at FP / INT8 / INT4 by token count,
 decode and prefill attention (fitted), the LM head by sampled rows; this machine's read, CRC-32 and swap-copy (under
 decode load) speeds; then replays the default synthetic burst online under the paper's policies (configs/figure.yaml)
-and fits each step's period as ``layer_scale[p] * layers at p + op_scale * other ops + step + per_sequence * D``. About 15 minutes on the 2-core machine;
-run it with nothing else running. The simulator's fidelity against real replays is measured by
+and static INT8 (so that every precision runs) and fits each step's period as
+``sum_p layer_scale[p] * layers at p + other ops + step + per_sequence * D`` (experiments/calibration/step_fit.py).
+About 17 minutes on the 2-core machine; run it with nothing else running. The simulator's fidelity against real replays is measured by
 ``experiments/validate_sim.py``.
 """
 import argparse
@@ -62,12 +63,13 @@ def time_machine(engine) -> dict[str, float]:
 
 
 def fit_steps(ops: dict, model: dict) -> dict:
-    """Replay the default burst online under each of the paper's policies and fit the step periods."""
-    unscaled = {"op_scale": 1.0, "layer_scale": {}, "step_s": 0.0, "per_sequence_s": 0.0}
+    """Replay the default burst online under each of the paper's policies and static INT8, and fit the step
+    periods."""
+    unscaled = {"layer_scale": {p: 1.0 for p in ops["layer_seconds"]}, "step_s": 0.0, "per_sequence_s": 0.0}
     provisional = CpuOpTable(model=model, overhead=unscaled, machine={}, provenance={}, **ops)
     samples = []
     events_dir = tempfile.mkdtemp(prefix="calibration-events-")
-    for policy in paper_policies():
+    for policy in paper_policies() + ["static_int8"]:
         logging.info("replaying the default burst under %s", policy)
         cfg = ReplayConfig(policy=load_policy(policy), plots=False)
         engine = build_engine(cfg)

@@ -69,10 +69,7 @@ class MorphPolicy:
     controller: ControllerConfig
 
     def __post_init__(self):
-        if self.controller.cooldown_s < self.monitor.short_window_s:
-            raise ValueError(
-                f"cooldown_s ({self.controller.cooldown_s}) must be >= short_window_s ({self.monitor.short_window_s}): "
-                "pressure is judged on the short window, so a shorter cooldown counts pre-transition pressure twice")
+        _check_cooldown(self.controller.cooldown_s, self.monitor.short_window_s)
 
     def build(self) -> tuple[ServingMonitor, MorphingController]:
         return ServingMonitor(self.monitor), MorphingController(self.controller)
@@ -155,8 +152,7 @@ def _check_controller(spec: ControllerSpec, monitor: MonitorSpec) -> None:
     _require(0 <= spec.queue_delay_release_s < spec.queue_delay_trigger_s, "controller.queue_delay_release_s",
              f"lie in [0, policy.controller.queue_delay_trigger_s={spec.queue_delay_trigger_s}) for hysteresis",
              spec.queue_delay_release_s)
-    _require(spec.cooldown_s >= monitor.short_window_s, "controller.cooldown_s", f"be >= policy.monitor.short_window_s "
-             f"({monitor.short_window_s}): pressure is judged on the short window", spec.cooldown_s)
+    _check_cooldown(spec.cooldown_s, monitor.short_window_s)
     _check_layer_count(spec.layers_per_step, "controller.layers_per_step", minimum=1)
     _check_layer_count(spec.max_quantized_layers, "controller.max_quantized_layers", minimum=0)
     try:
@@ -165,6 +161,12 @@ def _check_controller(spec: ControllerSpec, monitor: MonitorSpec) -> None:
         raise ValueError(f"policy.controller.ladder: {error}") from None
     horizon = spec.forecast_horizon_s
     _require(horizon is None or horizon > 0, "controller.forecast_horizon_s", "be > 0 or null", horizon)
+
+
+def _check_cooldown(cooldown_s: float, short_window_s: float) -> None:
+    _require(cooldown_s >= short_window_s, "controller.cooldown_s", f"be >= policy.monitor.short_window_s "
+             f"({short_window_s}): pressure is judged on the short window, so a shorter cooldown counts "
+             "pre-transition pressure twice", cooldown_s)
 
 
 def _check_layer_count(text: str, field_path: str, minimum: int) -> None:

@@ -252,7 +252,7 @@ def test_a_preset_reads_the_order_file_it_names_and_unknown_presets_are_rejected
 
 def test_policy_rejects_a_cooldown_shorter_than_the_short_window():
     policy = preset("morph_accuracy")
-    with pytest.raises(ValueError, match="cooldown_s .* must be >= short_window_s"):
+    with pytest.raises(ValueError, match=r"policy\.controller\.cooldown_s must be >= policy\.monitor\.short_window_s"):
         replace(policy, controller=replace(policy.controller, cooldown_s=0.2))
 
 

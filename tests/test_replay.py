@@ -128,7 +128,7 @@ def test_a_run_saved_by_other_code_is_replayed_not_reused(tiny_llama, tmp_path, 
     first = figures.run_policies(cfg)["fp"]
     assert first.metadata["code_version"] == dataclasses.asdict(saved_runs.code_version())
     capsys.readouterr()
-    monkeypatch.setattr(saved_runs, "code_version", lambda: CodeVersion("0" * 40, "edited"))
+    monkeypatch.setattr(saved_runs, "code_version", lambda: CodeVersion("0" * 40, "other sources", "edited"))
     replayed = []
     monkeypatch.setattr(saved_runs, "run_replay", lambda run: replayed.append(run) or first)
     figures.run_policies(cfg)

@@ -56,7 +56,7 @@ def synthetic_cpu_table(cfg, path: Path) -> str:
         decode_attention={"per_call_s": 1e-5, "per_sequence_s": 1e-6, "per_context_token_s": 1e-8},
         prefill_attention={"per_call_s": 1e-5, "per_query_key_s": 1e-9, "per_context_token_s": 1e-8},
         head_rows=(1, 64), head_seconds=(1e-4, 5e-4),
-        overhead={"op_scale": 1.0, "layer_scale": {"fp": 1.0}, "step_s": 1e-4, "per_sequence_s": 1e-5},
+        overhead={"layer_scale": {"fp": 1.0, "int8": 1.0, "int4": 1.0}, "step_s": 1e-4, "per_sequence_s": 1e-5},
         machine={"read_gbs": 20.0, "copy_gbs": 2.0, "checksum_gbs": 1.0, "threads": 1}, provenance={"made": "by a test"})
     path.write_text(json.dumps(table.to_json()))
     return str(path)
@@ -117,14 +117,13 @@ def test_speedup_curves_interpolate_on_log_tokens_and_hold_beyond_the_ends():
 
 
 def test_the_step_fit_recovers_each_precisions_layer_scale_and_the_overheads(tiny_llama, tmp_path):
-    """Step periods made from known factors (fp layers x1.3, INT4 layers x0.8, other ops x1.1, 20 ms + 1 ms per
-    sequence) over all-fp, all-INT4 and mixed steps: the fit finds those factors, and the table's ops then predict
-    every period."""
+    """Step periods made from known factors (fp layers x1.3, INT4 layers x0.8, 20 ms + 1 ms per sequence) over
+    all-fp, all-INT4 and mixed steps: the fit finds those factors, and the table's ops then predict every period."""
     cfg = load_model_config(tiny_llama)
     table = load_cpu_op_table(synthetic_cpu_table(cfg, tmp_path / "ops.json"))
-    unscaled = {"op_scale": 1.0, "layer_scale": {}, "step_s": 0.0, "per_sequence_s": 0.0}
+    unscaled = {"layer_scale": {"fp": 1.0, "int8": 1.0, "int4": 1.0}, "step_s": 0.0, "per_sequence_s": 0.0}
     cost = CostModel(CpuOps(dataclasses.replace(table, overhead=unscaled), cfg))
-    truth = {"layer_scale": {"fp": 1.3, "int4": 0.8}, "op_scale": 1.1, "step_s": 0.02, "per_sequence_s": 0.001}
+    truth = {"layer_scale": {"fp": 1.3, "int4": 0.8}, "step_s": 0.02, "per_sequence_s": 0.001}
     samples = []
     for i, (decode_rows, prompt) in enumerate([(1, 0), (4, 0), (12, 0), (2, 40), (0, 300), (16, 64), (7, 9)] * 3):
         mix = ("fp", "int4", "mixed")[i % 3]
@@ -133,13 +132,13 @@ def test_the_step_fit_recovers_each_precisions_layer_scale_and_the_overheads(tin
                             + ([_chunk("p", prompt, 0)] if prompt else []))
         layers = step_fit.layer_seconds(step_fit.StepSample(0.0, batch, tuple(precisions)), cost)
         other = cost.step_time(batch, precisions) - sum(layers.values())
-        period = (sum(truth["layer_scale"][p] * t for p, t in layers.items()) + truth["op_scale"] * other
+        period = (sum(truth["layer_scale"][p] * t for p, t in layers.items()) + other
                   + truth["step_s"] + truth["per_sequence_s"] * len(batch.chunks))
         samples.append(step_fit.StepSample(period, batch, tuple(precisions)))
     fitted = step_fit.fit_overhead(samples, cost)
     assert fitted["layer_scale"] == pytest.approx(truth["layer_scale"], rel=1e-6)
-    assert {k: fitted[k] for k in ("op_scale", "step_s", "per_sequence_s")} == pytest.approx(
-        {k: truth[k] for k in ("op_scale", "step_s", "per_sequence_s")}, rel=1e-6)
+    assert (fitted["step_s"], fitted["per_sequence_s"]) == pytest.approx((truth["step_s"], truth["per_sequence_s"]))
+    fitted["layer_scale"]["int8"] = 1.0
     calibrated = CostModel(CpuOps(dataclasses.replace(table, overhead=fitted), cfg))
     for sample in samples:
         assert calibrated.step_time(sample.batch, sample.precisions) == pytest.approx(sample.period, rel=1e-6)
@@ -151,8 +150,12 @@ def _chunk(seq_id: str, num_tokens: int, start: int) -> SequenceChunk:
 
 
 def test_an_op_table_without_the_fitted_factors_is_refused_with_the_command_that_writes_it(tiny_llama, tmp_path):
-    path = tmp_path / "ops.json"
-    values = json.loads(Path(synthetic_cpu_table(load_model_config(tiny_llama), path)).read_text())
+    cfg, path = load_model_config(tiny_llama), tmp_path / "ops.json"
+    values = json.loads(Path(synthetic_cpu_table(cfg, path)).read_text())
+    del values["overhead"]["layer_scale"]["int8"]
+    path.write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=r"no fitted layer_scale for \['int8'\].*calibrate_cpu\.py"):
+        CpuOps(load_cpu_op_table(str(path)), cfg)
     del values["overhead"]["layer_scale"]
     path.write_text(json.dumps(values))
     with pytest.raises(ValueError, match=r"malformed.*layer_scale.*calibrate_cpu\.py"):

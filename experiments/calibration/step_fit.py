@@ -3,10 +3,12 @@
 A replay runs through the online engine exactly as ``experiments/run_replay.py`` runs it; each step that ran a
 batch records its batch, the layers' precisions and when it started. The time from one step's start to the next
 one's (``period``, when no idle tick lies between) is fitted as
-``sum_p layer_scale[p] * layers_p + op_scale * other_ops + step + per_sequence * D``, with ``layers_p`` the isolated
-times of the batch's decoder layers at precision ``p`` (outside attention), ``other_ops`` those of its attention, LM
-head and embedding, and ``D`` its sequences. A precision gets its own factor because a layer's isolated timing reads
-its weights from a cache warmed by the repeats, and how much that flatters it depends on the weights' size.
+``sum_p layer_scale[p] * layers_p + other_ops + step + per_sequence * D``, with ``layers_p`` the isolated times of
+the batch's decoder layers at precision ``p`` (outside attention), ``other_ops`` those of its attention, LM head and
+embedding, and ``D`` its sequences. A layer's isolated timing reads its weights from a cache warmed by the repeats,
+and how much that flatters it depends on the weights' size, hence a factor per precision; attention and the LM head
+stream more than the cache holds and keep their isolated times (a free factor for them trades off against the
+per-sequence overhead, which grows with the batch as they do).
 """
 import asyncio
 from dataclasses import dataclass
@@ -56,18 +58,17 @@ def record_steps(engine: LLMEngine, workload: list[WorkloadRequest]) -> list[Ste
 
 
 def fit_overhead(samples: list[StepSample], cost_model: CostModel) -> dict:
-    """op_scale, layer_scale (for each precision the samples ran), step_s and per_sequence_s; ``cost_model``
-    predicts the isolated ops only (scales 1, no overhead)."""
+    """layer_scale (for each precision the samples ran), step_s and per_sequence_s; ``cost_model`` predicts the
+    isolated ops only (layer scales 1, no overhead)."""
     precisions = sorted({p for sample in samples for p in sample.precisions})
-    rows, periods = [], []
+    rows, rest = [], []
     for sample in samples:
         layers = layer_seconds(sample, cost_model)
         other = cost_model.step_time(sample.batch, sample.precisions) - sum(layers.values())
-        rows.append([layers.get(p, 0.0) for p in precisions] + [other, 1.0, float(len(sample.batch.chunks))])
-        periods.append(sample.period)
-    *layer_scales, op_scale, step, sequence = least_squares(rows, periods)
-    return {"layer_scale": dict(zip(precisions, layer_scales)), "op_scale": op_scale, "step_s": step,
-            "per_sequence_s": sequence}
+        rows.append([layers.get(p, 0.0) for p in precisions] + [1.0, float(len(sample.batch.chunks))])
+        rest.append(sample.period - other)
+    *layer_scales, step, sequence = least_squares(rows, rest)
+    return {"layer_scale": dict(zip(precisions, layer_scales)), "step_s": step, "per_sequence_s": sequence}
 
 
 def layer_seconds(sample: StepSample, cost_model: CostModel) -> dict[str, float]:

@@ -67,7 +67,7 @@ def load_if_current(run: ReplayConfig) -> ReplayResult | None:
     except FileNotFoundError:
         print(f"== {name}: replaying into {out_dir} (no saved run)", file=sys.stderr)
         return None
-    made_by = CodeVersion(**saved.metadata["code_version"]) if "code_version" in saved.metadata else None
+    made_by = CodeVersion.from_record(saved.metadata.get("code_version"))
     if made_by != current:
         print(f"== {name}: replaying into {out_dir}: the saved run was made by other code ({made_by or 'unrecorded'}; "
               f"this is {current})", file=sys.stderr)

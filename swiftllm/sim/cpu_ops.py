@@ -4,9 +4,9 @@ The table holds, for the model it was timed with: one decoder layer outside atte
 count; decode attention as a fit ``per_call + per_sequence * D + per_context_token * sum(context)``; prefill attention
 as ``per_call + per_query_key * pairs + per_context_token * context`` (a cached prefix is gathered from the paged
 cache); the LM head by sampled rows; and the step's overhead outside the model as ``step + per_sequence * D``, with
-the factors the isolated times take inside a real step: ``layer_scale[precision]`` for the decoder layers at that
-precision and ``op_scale`` for the other ops and for a precision no replay ran (all fitted to real engine steps). It
-also records the machine's measured read, copy and checksum speeds.
+``layer_scale[precision]`` the factor a decoder layer's isolated time at that precision takes inside a real step
+(all fitted to real engine steps; attention and the LM head keep their isolated times). It also records the
+machine's measured read, copy and checksum speeds.
 """
 import json
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from swiftllm.model_config import LlamaModelConfig
 from swiftllm.sim.hardware import interpolate
 
-OVERHEAD_FIELDS = ("step_s", "per_sequence_s", "op_scale", "layer_scale")
+OVERHEAD_FIELDS = ("step_s", "per_sequence_s", "layer_scale")
 SHAPE_FIELDS = ("num_layers", "hidden_size", "intermediate_size", "num_q_heads", "num_kv_heads", "head_dim", "vocab_size")
 
 
@@ -28,7 +28,7 @@ class CpuOpTable:
     prefill_attention: dict[str, float]      # per_call_s, per_query_key_s, per_context_token_s
     head_rows: tuple[int, ...]
     head_seconds: tuple[float, ...]
-    overhead: dict                           # step_s, per_sequence_s, op_scale, layer_scale: {precision: factor}
+    overhead: dict                           # step_s, per_sequence_s, layer_scale: {precision: factor}
     machine: dict[str, float]                # read_gbs, copy_gbs, checksum_gbs, threads
     provenance: dict                         # when, where and how it was measured
 
@@ -68,28 +68,30 @@ class CpuOps:
             raise ValueError(f"the CPU op table was timed with {table.model.get('name')!r}, whose shapes differ from "
                              f"this model's (field: this model, table) {mismatched}: run experiments/calibrate_cpu.py "
                              "with this model")
+        unscaled = set(table.layer_seconds) - set(table.overhead["layer_scale"])
+        if unscaled:
+            raise ValueError(f"the CPU op table has no fitted layer_scale for {sorted(unscaled)}: run "
+                             "experiments/calibrate_cpu.py again")
         self.table = table
-        self.op_scale = table.overhead["op_scale"]
         self.layer_scale = table.overhead["layer_scale"]
 
     def layer(self, num_tokens: int, precision: str) -> float:
-        scale = self.layer_scale.get(precision, self.op_scale)
-        return scale * interpolate(self.table.layer_tokens, self.table.layer_seconds[precision], num_tokens)
+        return self.layer_scale[precision] * interpolate(self.table.layer_tokens, self.table.layer_seconds[precision], num_tokens)
 
     def prefill_attention(self, num_tokens: int, context_len: int) -> float:
         fit = self.table.prefill_attention
         prefix = context_len - num_tokens
         pairs = num_tokens * prefix + num_tokens * (num_tokens + 1) / 2
         gathered = context_len if prefix else 0
-        return self.op_scale * (fit["per_call_s"] + fit["per_query_key_s"] * pairs + fit["per_context_token_s"] * gathered)
+        return fit["per_call_s"] + fit["per_query_key_s"] * pairs + fit["per_context_token_s"] * gathered
 
     def decode_attention(self, context_lens: Sequence[int]) -> float:
         fit = self.table.decode_attention
-        return self.op_scale * (fit["per_call_s"] + fit["per_sequence_s"] * len(context_lens)
-                                + fit["per_context_token_s"] * sum(context_lens))
+        return (fit["per_call_s"] + fit["per_sequence_s"] * len(context_lens)
+                + fit["per_context_token_s"] * sum(context_lens))
 
     def head(self, num_tokens: int, num_sampled: int) -> float:
-        return self.op_scale * interpolate(self.table.head_rows, self.table.head_seconds, max(num_sampled, 1))
+        return interpolate(self.table.head_rows, self.table.head_seconds, max(num_sampled, 1))
 
     def overhead(self, num_sequences: int) -> float:
         return self.table.overhead["step_s"] + self.table.overhead["per_sequence_s"] * num_sequences
