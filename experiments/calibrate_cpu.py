@@ -7,8 +7,8 @@ decode and prefill attention (fitted), the LM head by sampled rows; this machine
 decode load) speeds; then replays the default synthetic burst online under the paper's policies (configs/figure.yaml)
 and static INT8 (so that every precision runs) and fits each step's period as
 ``sum_p layer_scale[p] * layers at p + other ops + step + per_sequence * D`` (experiments/calibration/step_fit.py).
-About 17 minutes on the 2-core machine; run it with nothing else running. The simulator's fidelity against real replays is measured by
-``experiments/validate_sim.py``.
+About 17 minutes on the 2-core machine; run it with nothing else running. The simulator's fidelity against real
+replays is measured by ``experiments/validate_sim.py``.
 """
 import argparse
 import datetime
@@ -83,7 +83,12 @@ def fit_steps(ops: dict, model: dict) -> dict:
             if runtime is not None:
                 runtime.close()
     logging.info("fitting %d step periods", len(samples))
-    return fit_overhead(samples, cost)
+    fitted = fit_overhead(samples, cost)
+    scales = fitted["layer_scale"]
+    if set(scales) != set(ops["layer_seconds"]) or min(scales.values()) <= 0:
+        raise RuntimeError(f"the step fit gave no positive layer factor for every precision ({scales}); the op table "
+                           "was not written")
+    return fitted
 
 
 def provenance(args) -> dict:

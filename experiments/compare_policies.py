@@ -23,7 +23,8 @@ COLUMNS = ("policy", "p95_ttft_ms", "p95_ttft_reduction", "ttft_slo_violation_ra
            "output_throughput", "throughput_vs_fp", "p99_tpot_ms", "p99_tpot_reduction", "rouge_l", "rouge_l_change",
            "rouge_l_vs_fp_diff", "rouge_l_vs_fp_diff_ci_low", "rouge_l_vs_fp_diff_ci_high", "f1", "f1_vs_fp_diff",
            "f1_vs_fp_diff_ci_low", "f1_vs_fp_diff_ci_high", "mean_prefix_agreement", "mean_prefix_agreement_ci_low",
-           "mean_prefix_agreement_ci_high", "share_tokens_quantized", "swap_order", "peak_kv_blocks")
+           "mean_prefix_agreement_ci_high", "share_tokens_quantized", "mean_quantized_layers_per_token", "swap_order",
+           "peak_kv_blocks")
 
 
 @hydra.main(config_path="../configs", config_name="figure", version_base=None)

@@ -9,7 +9,8 @@ For every window x policy and figure (P50 / P95 TTFT, mean / P99 TPOT, output th
 transitions) it prints the two real runs, their spread, the simulation and its error against the real runs' mean;
 then the mean absolute error over all figures. Writes ``validate_sim.{csv,json}``. The Azure windows need the
 shared traces (``MORPHSERVE_SHARED``, default ``../shared``). Each real run takes one to two minutes; ``--reuse``
-loads runs already saved under ``--out`` by this same code (commit and uncommitted changes) instead of replaying them.
+loads runs already saved under ``--out`` by this same code (the committed sources and their uncommitted changes)
+instead of replaying them.
 """
 import argparse
 import copy

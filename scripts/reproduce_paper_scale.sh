@@ -3,7 +3,9 @@
 # CodeLlama-34B on an A100; the Azure conv and code windows (time x4.75) and BurstGPT (x1.75); policies fp,
 # static_int4, morph_accuracy, morph_performance. Writes Figures 1 and 4-7 (6: saturation rate and throughput there),
 # the TPOT ratios, the section-4 summary and comparison tables per model and trace under
-# results/paper_scale/<model>/<trace>/ (quality cannot be simulated: the share of full-precision tokens stands in). Needs the shared traces (SHARED, default ../shared); no GPU, no checkpoint.
+# results/paper_scale/<model>/<trace>/ (quality cannot be simulated: the share of full-precision tokens stands in),
+# then results/paper_scale/paper_scale_summary.{csv,json}: every model, trace and policy in one table beside the
+# paper's headlines. Needs the shared traces (SHARED, default ../shared); no GPU, no checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/shared_data.sh
@@ -23,3 +25,4 @@ for pair in vicuna-7b-v1.5:l4 llama-2-7b:l4 llama-3-8b:l4 codellama-34b:a100; do
     python3 experiments/fig6_rate_sweep.py "${args[@]}" "time_scales=$scales"
   done
 done
+python3 experiments/paper_scale_summary.py results/paper_scale

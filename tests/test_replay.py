@@ -121,16 +121,21 @@ def test_figure_runs_are_shared_between_scripts(tiny_llama, tmp_path, monkeypatc
         figures.run_policies(cfg)
 
 
-def test_a_run_saved_by_other_code_is_replayed_not_reused(tiny_llama, tmp_path, monkeypatch, capsys):
+def test_a_run_is_reused_across_commits_of_other_files_and_replayed_for_other_code(tiny_llama, tmp_path, monkeypatch,
+                                                                                    capsys):
     from experiments.replay import figures, saved_runs
     from experiments.replay.code_version import CodeVersion
     cfg = _tiny_figure_config(tiny_llama, tmp_path)
     first = figures.run_policies(cfg)["fp"]
-    assert first.metadata["code_version"] == dataclasses.asdict(saved_runs.code_version())
-    capsys.readouterr()
-    monkeypatch.setattr(saved_runs, "code_version", lambda: CodeVersion("0" * 40, "other sources", "edited"))
+    made_by = saved_runs.code_version()
+    assert first.metadata["code_version"] == dataclasses.asdict(made_by)
     replayed = []
     monkeypatch.setattr(saved_runs, "run_replay", lambda run: replayed.append(run) or first)
+    monkeypatch.setattr(saved_runs, "code_version", lambda: dataclasses.replace(made_by, commit="1" * 40))
+    figures.run_policies(cfg)                         # a later commit of other files: the same sources
+    assert replayed == []
+    capsys.readouterr()
+    monkeypatch.setattr(saved_runs, "code_version", lambda: CodeVersion("0" * 40, "other sources", "edited"))
     figures.run_policies(cfg)
     assert len(replayed) == 1 and replayed[0].output_dir == str(next(tmp_path.glob("runs/fp-*/")))
     assert "the saved run was made by other code" in capsys.readouterr().err

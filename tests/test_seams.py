@@ -44,6 +44,8 @@ def _imported_modules(path: Path, root: Path = ROOT) -> list[str]:
         if isinstance(node, ast.Import):
             modules += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
+            if node.level > len(package):
+                raise ValueError(f"{path}:{node.lineno}: a relative import beyond the top-level package")
             base = package[:len(package) + 1 - node.level] if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
             modules += ([module] if module else []) + [module + "." + alias.name if module else alias.name
@@ -53,12 +55,16 @@ def _imported_modules(path: Path, root: Path = ROOT) -> list[str]:
 
 def test_the_worker_imports_nothing_from_the_server():
     offenders = [f"{path.relative_to(ROOT)}: {module}" for path in _sources("swiftllm/worker")
-                 for module in _imported_modules(path) if module.startswith("swiftllm.server")]
+                 for module in _imported_modules(path) if _is_within(module, "swiftllm.server")]
     assert _sources("swiftllm/worker") and offenders == []
 
 
+def _is_within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
 def _imports_morph(path: Path, root: Path = ROOT) -> list[str]:
-    return [module for module in _imported_modules(path, root) if module == "morph" or module.startswith("morph.")]
+    return [module for module in _imported_modules(path, root) if _is_within(module, "morph")]
 
 
 def test_nothing_under_swiftllm_imports_morph(tmp_path):
@@ -70,8 +76,9 @@ def test_nothing_under_swiftllm_imports_morph(tmp_path):
     nested.parent.mkdir(parents=True)
     nested.write_text("import morphology\ndef f():\n    if f:\n        from morph.runtime import attach_morph\n"
                       "from ..server import engine\nfrom .. import server\n")
-    assert _imported_modules(nested, tmp_path) == ["morphology", "swiftllm.server", "swiftllm.server.engine", "swiftllm",
-                                                   "swiftllm.server", "morph.runtime", "morph.runtime.attach_morph"]
+    assert _imported_modules(nested, tmp_path) == [
+        "morphology", "swiftllm.server", "swiftllm.server.engine", "swiftllm", "swiftllm.server", "morph.runtime",
+        "morph.runtime.attach_morph"]
     assert _imports_morph(nested, tmp_path) == ["morph.runtime", "morph.runtime.attach_morph"]
 
 

@@ -4,8 +4,8 @@ A replay runs through the online engine exactly as ``experiments/run_replay.py``
 batch records its batch, the layers' precisions and when it started. The time from one step's start to the next
 one's (``period``, when no idle tick lies between) is fitted as
 ``sum_p layer_scale[p] * layers_p + other_ops + step + per_sequence * D``, with ``layers_p`` the isolated times of
-the batch's decoder layers at precision ``p`` (outside attention), ``other_ops`` those of its attention, LM head and
-embedding, and ``D`` its sequences. A layer's isolated timing reads its weights from a cache warmed by the repeats,
+the batch's decoder layers at precision ``p`` (outside attention), ``other_ops`` those of its attention and LM head,
+and ``D`` its sequences. A layer's isolated timing reads its weights from a cache warmed by the repeats,
 and how much that flatters it depends on the weights' size, hence a factor per precision; attention and the LM head
 stream more than the cache holds and keep their isolated times (a free factor for them trades off against the
 per-sequence overhead, which grows with the batch as they do).
@@ -59,15 +59,18 @@ def record_steps(engine: LLMEngine, workload: list[WorkloadRequest]) -> list[Ste
 
 def fit_overhead(samples: list[StepSample], cost_model: CostModel) -> dict:
     """layer_scale (for each precision the samples ran), step_s and per_sequence_s; ``cost_model`` predicts the
-    isolated ops only (layer scales 1, no overhead)."""
+    isolated ops only (layer scales 1, no overhead). A coefficient the fit finds negative is 0 (``least_squares``)."""
     precisions = sorted({p for sample in samples for p in sample.precisions})
-    rows, rest = [], []
+    if len(samples) < len(precisions) + 2:
+        raise ValueError(f"fitting {len(precisions) + 2} coefficients needs at least as many step samples, got "
+                         f"{len(samples)}")
+    rows, unexplained = [], []
     for sample in samples:
         layers = layer_seconds(sample, cost_model)
         other = cost_model.step_time(sample.batch, sample.precisions) - sum(layers.values())
         rows.append([layers.get(p, 0.0) for p in precisions] + [1.0, float(len(sample.batch.chunks))])
-        rest.append(sample.period - other)
-    *layer_scales, step, sequence = least_squares(rows, rest)
+        unexplained.append(sample.period - other)
+    *layer_scales, step, sequence = least_squares(rows, unexplained)
     return {"layer_scale": dict(zip(precisions, layer_scales)), "step_s": step, "per_sequence_s": sequence}
 
 

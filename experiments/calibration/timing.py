@@ -1,4 +1,5 @@
 """Robust wall-clock timing of a callable: the median of repeats after warm-up calls."""
+import logging
 import statistics
 import time
 from collections.abc import Callable
@@ -28,4 +29,7 @@ def least_squares(rows: list[list[float]], targets: list[float]) -> list[float]:
         negative = [i for i in active if coefficients[i] < 0]
         if not negative:
             return coefficients.tolist()
-        active.remove(min(negative, key=lambda i: coefficients[i]))
+        dropped = min(negative, key=lambda i: coefficients[i])
+        logging.info("least squares: coefficient %d came out %.3g < 0; set to 0 and the rest refitted", dropped,
+                     coefficients[dropped])
+        active.remove(dropped)

@@ -39,7 +39,8 @@ def code_version(repository: Path = REPOSITORY) -> CodeVersion:
     commit = _git(repository, "rev-parse", "HEAD")
     if commit is None:
         return CodeVersion("none", _digest(_files(repository, sorted(_all_files(repository)))), "")
-    trees = "".join(f"{folder} {_git(repository, 'rev-parse', f'HEAD:{folder}') or 'absent'}" for folder in SOURCE_DIRS)
+    trees = "\n".join(f"{folder} {(_git(repository, 'rev-parse', f'HEAD:{folder}') or 'absent').strip()}"
+                      for folder in SOURCE_DIRS)
     tracked = _git(repository, "diff", "HEAD", "--binary", "--", *SOURCE_DIRS) or ""
     untracked = (_git(repository, "ls-files", "--others", "--exclude-standard", "-z", "--", *SOURCE_DIRS) or "")
     names = sorted(name for name in untracked.split("\0") if name)

@@ -60,17 +60,20 @@ def swap_order_inputs(run: ReplayConfig) -> list[Path]:
 
 
 def load_if_current(run: ReplayConfig) -> ReplayResult | None:
-    """The run saved in ``run.output_dir`` if this code made it (commit and uncommitted changes), else ``None``."""
+    """The run saved in ``run.output_dir`` if this code made it (the committed sources and their uncommitted
+    changes), else ``None``."""
     name, out_dir, current = run.policy.name, Path(run.output_dir), code_version()
     try:
         saved = ReplayResult.load(out_dir)
     except FileNotFoundError:
         print(f"== {name}: replaying into {out_dir} (no saved run)", file=sys.stderr)
         return None
-    made_by = CodeVersion.from_record(saved.metadata.get("code_version"))
+    record = saved.metadata.get("code_version")
+    made_by = CodeVersion.from_record(record)
     if made_by != current:
-        print(f"== {name}: replaying into {out_dir}: the saved run was made by other code ({made_by or 'unrecorded'}; "
+        made_by_text = made_by or ("recorded in an older form" if record else "unrecorded")
+        print(f"== {name}: replaying into {out_dir}: the saved run was made by other code ({made_by_text}; "
               f"this is {current})", file=sys.stderr)
         return None
-    print(f"== {name}: reusing {out_dir} (same config, same code: {current})", file=sys.stderr)
+    print(f"== {name}: reusing {out_dir} (same config, same code: {made_by})", file=sys.stderr)
     return saved

@@ -68,15 +68,16 @@ class CpuOps:
             raise ValueError(f"the CPU op table was timed with {table.model.get('name')!r}, whose shapes differ from "
                              f"this model's (field: this model, table) {mismatched}: run experiments/calibrate_cpu.py "
                              "with this model")
-        unscaled = set(table.layer_seconds) - set(table.overhead["layer_scale"])
-        if unscaled:
-            raise ValueError(f"the CPU op table has no fitted layer_scale for {sorted(unscaled)}: run "
+        missing_scales = set(table.layer_seconds) - set(table.overhead["layer_scale"])
+        if missing_scales:
+            raise ValueError(f"the CPU op table has no fitted layer_scale for {sorted(missing_scales)}: run "
                              "experiments/calibrate_cpu.py again")
         self.table = table
         self.layer_scale = table.overhead["layer_scale"]
 
     def layer(self, num_tokens: int, precision: str) -> float:
-        return self.layer_scale[precision] * interpolate(self.table.layer_tokens, self.table.layer_seconds[precision], num_tokens)
+        isolated = interpolate(self.table.layer_tokens, self.table.layer_seconds[precision], num_tokens)
+        return self.layer_scale[precision] * isolated
 
     def prefill_attention(self, num_tokens: int, context_len: int) -> float:
         fit = self.table.prefill_attention
