@@ -32,14 +32,17 @@ def pareto_frontier(points: Sequence[ParetoPoint]) -> list[ParetoPoint]:
     return frontier
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P")     # with the colour, tells apart more series than the palette has colours
+
+
 def plot_pareto(points: Sequence[ParetoPoint], out_dir: str | Path, quality_name: str = "Rouge-L",
                 title: str = "", stem: str = "fig4_pareto") -> FigureFiles:
     require_data(points, "points")
     figure, (axes,) = new_figure()
-    for policy in dict.fromkeys(p.policy for p in points):
+    for i, policy in enumerate(dict.fromkeys(p.policy for p in points)):
         mine = [p for p in points if p.policy == policy]
         axes.scatter([p.p95_ttft_ms for p in mine], [p.quality for p in mine], label=policy,
-                     color=policy_color(policy), s=40)
+                     color=policy_color(policy), marker=MARKERS[i % len(MARKERS)], s=40)
     frontier = pareto_frontier(points)
     axes.plot([p.p95_ttft_ms for p in frontier], [p.quality for p in frontier], "k--", lw=1, label="Pareto frontier")
     axes.set(xlabel="P95 TTFT (ms)", ylabel=quality_name, title=title)
