@@ -130,7 +130,7 @@ def test_the_step_fit_recovers_each_precisions_layer_scale_and_the_overheads(tin
         precisions = [("int4" if layer % 2 else "fp") if mix == "mixed" else mix for layer in range(cfg.num_layers)]
         batch = WorkerBatch([_chunk(f"d{r}", 1, 100 + 50 * r) for r in range(decode_rows)]
                             + ([_chunk("p", prompt, 0)] if prompt else []))
-        layers = step_fit.layer_seconds(step_fit.StepSample(0.0, batch, tuple(precisions)), cost)
+        layers = step_fit.layer_seconds_by_precision(step_fit.StepSample(0.0, batch, tuple(precisions)), cost)
         other = cost.step_time(batch, precisions) - sum(layers.values())
         period = (sum(truth["layer_scale"][p] * t for p, t in layers.items()) + other
                   + truth["step_s"] + truth["per_sequence_s"] * len(batch.chunks))

@@ -66,7 +66,7 @@ def fit_overhead(samples: list[StepSample], cost_model: CostModel) -> dict:
                          f"{len(samples)}")
     rows, unexplained = [], []
     for sample in samples:
-        layers = layer_seconds(sample, cost_model)
+        layers = layer_seconds_by_precision(sample, cost_model)
         other = cost_model.step_time(sample.batch, sample.precisions) - sum(layers.values())
         rows.append([layers.get(p, 0.0) for p in precisions] + [1.0, float(len(sample.batch.chunks))])
         unexplained.append(sample.period - other)
@@ -74,7 +74,7 @@ def fit_overhead(samples: list[StepSample], cost_model: CostModel) -> dict:
     return {"layer_scale": dict(zip(precisions, layer_scales)), "step_s": step, "per_sequence_s": sequence}
 
 
-def layer_seconds(sample: StepSample, cost_model: CostModel) -> dict[str, float]:
+def layer_seconds_by_precision(sample: StepSample, cost_model: CostModel) -> dict[str, float]:
     """Isolated seconds of the sample's decoder layers outside attention, summed per precision."""
     num_tokens, seconds = sample.batch.num_tokens, {}
     for precision in sample.precisions:
