@@ -12,7 +12,6 @@ a 2-thread read of 1 GiB measured in the same run (the ceiling a decode GEMV can
 threshold each op should switch at. Timings are noisy when other processes share the CPU.
 """
 import argparse
-import contextlib
 import statistics
 import time
 
@@ -21,6 +20,7 @@ import torch
 from swiftllm.quant.groupwise import quantize_groups
 from swiftllm.quant.int4_linear import Int4Linear
 from swiftllm.quant.int8_linear import Int8Linear
+from swiftllm.quant.linear_path import forced_linear_path
 from swiftllm.quant.variants import quantize_layer_int8, quantize_layer_rtn
 from swiftllm.worker.layers.linear import DenseLinear
 from swiftllm.worker.weight import LINEAR_NAMES, dense_layer
@@ -28,7 +28,7 @@ from swiftllm.worker.weight import LINEAR_NAMES, dense_layer
 HIDDEN, INTERMEDIATE, Q_SIZE, KV_SIZE = 576, 1536, 576, 192
 SHAPES = {"qkv_proj": (Q_SIZE + 2 * KV_SIZE, HIDDEN), "o_proj": (HIDDEN, Q_SIZE),
           "gate_up_proj": (2 * INTERMEDIATE, HIDDEN), "down_proj": (HIDDEN, INTERMEDIATE)}   # (out, in)
-FORCED = {"kernel": 10**9, "float": 0}
+FORCED_PATHS = ("kernel", "float")
 COLUMNS = ("fp32", "int8", "int8-kernel", "int8-float", "int8-dequant", "int4", "int4-kernel", "int4-float", "int4-dequant")
 GiB = 1 << 30
 
@@ -41,17 +41,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--group-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     return parser.parse_args()
-
-
-@contextlib.contextmanager
-def kernel_threshold(cls, max_tokens: int):
-    """The C++ kernel up to ``max_tokens``, the float path above."""
-    saved = cls.KERNEL_MAX_TOKENS
-    cls.KERNEL_MAX_TOKENS = max_tokens
-    try:
-        yield
-    finally:
-        cls.KERNEL_MAX_TOKENS = saved
 
 
 def read_gbs(repeats: int = 5) -> float:
@@ -86,8 +75,8 @@ def time_shape(ops: dict[str, list], num_tokens: int, repeats: int) -> dict[str,
     times = {"fp32": seconds_per_call([lambda op=op: op(x) for op in ops["fp32"]], repeats)}
     for kind, cls in (("int8", Int8Linear), ("int4", Int4Linear)):
         times[kind] = seconds_per_call([lambda op=op: op(x) for op in ops[kind]], repeats)
-        for path, max_tokens in FORCED.items():
-            with kernel_threshold(cls, max_tokens):
+        for path in FORCED_PATHS:
+            with forced_linear_path(path, ops=(cls,)):
                 times[f"{kind}-{path}"] = seconds_per_call([lambda op=op: op(x) for op in ops[kind]], repeats)
     times["int8-dequant"] = seconds_per_call([lambda op=op: op.weight.float() for op in ops["int8"]], repeats)
     times["int4-dequant"] = seconds_per_call([op.dequantized_transposed for op in ops["int4"]], repeats)

@@ -1,4 +1,4 @@
-// CPU compute kernels of the engine's decode path (fp32 activations, AVX2 + FMA); see each source file.
+// CPU compute kernels of the engine's decode path (fp32 tensors, AVX2 + FMA); see each source file.
 #pragma once
 
 #include <torch/extension.h>
@@ -24,12 +24,14 @@ torch::Tensor skinny_linear(const torch::Tensor& x, const torch::Tensor& w);
 torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
                                      const torch::Tensor& block_tables, const torch::Tensor& seq_lens, double scale);
 
-// x: [M, K] float32; codes: [N, K / 2] uint8 in swiftllm/quant/int4_layout.py's row-major layout;
-// params: [N, K / group_size, 2] bf16 (scale, offset) -> x @ dequant(W).T: [M, N] float32.
+// x: [M, K'] float32 with K' <= K (the missing columns count as zeros); codes: [N, K / 2] uint8 in
+// swiftllm/quant/int4_layout.py's row-major layout; params: [N, K / group_size, 2] bf16 (scale, offset)
+// -> x @ dequant(W).T: [M, N] float32, with x rounded to int16 in blocks of 32 for the codes' term (int4_linear.cpp).
 torch::Tensor int4_linear(const torch::Tensor& x, const torch::Tensor& codes, const torch::Tensor& params,
                           int64_t group_size);
 
-// x: [M, K] float32; codes: [N, K] int8; scales: [N] float32 -> x @ (codes * scales[:, None]).T: [M, N] float32.
+// x: [M, K] float32; codes: [N, K] int8; scales: [N] float32 -> x @ (codes * scales[:, None]).T: [M, N] float32,
+// with x rounded to int16 in blocks of 32 (int8_linear.cpp).
 torch::Tensor int8_linear(const torch::Tensor& x, const torch::Tensor& codes, const torch::Tensor& scales);
 
 // Elementwise decoder ops (csrc/decoder_ops.cpp), float32. Row-major inputs need contiguous rows, any row stride.

@@ -1,6 +1,7 @@
-"""The quantized Linear ops against their dequantized reference, on both paths (the C++ kernel for decode sizes and
-dequantize-then-float32-GEMM), over slot storage. Both keep the activations in float32, so they differ from the
-reference only by summation order: 1e-5 relative to the largest output.
+"""The quantized Linear ops against their references, on both paths, over slot storage. The float path
+(dequantize-then-float32-GEMM) differs from x @ dequantized_weight.T only by summation order; the C++ kernel (decode
+sizes) rounds the activations to int16 in blocks of 32 first, and differs from that function (tests/activation_reference)
+only by summation order: 1e-5 relative to the largest output either way.
 """
 import pytest
 import torch
@@ -9,8 +10,10 @@ from swiftllm.quant.awq_linear import AwqLinear
 from swiftllm.quant.groupwise import dequantize_groups, quantize_groups
 from swiftllm.quant.int4_linear import Int4Linear
 from swiftllm.quant.int8_linear import Int8Linear
+from swiftllm.quant.linear_path import forced_linear_path
 from swiftllm.quant.variants import quantize_layer_int8, quantize_layer_rtn
 from swiftllm.worker.weight import dense_layer
+from tests.activation_reference import kernel_reference
 
 RTOL = 1e-5
 SHAPES = [(96, 100, 64), (128, 576, 128), (64, 256, 32), (960, 576, 128)]   # (out, in, group)
@@ -21,8 +24,12 @@ def seeded():
     torch.manual_seed(0)
 
 
+def takes_kernel(op, x: torch.Tensor) -> bool:
+    return isinstance(op, (Int4Linear, Int8Linear)) and x.shape[0] <= type(op).KERNEL_MAX_TOKENS
+
+
 def assert_matches_reference(op, x: torch.Tensor, rtol: float) -> None:
-    expected = x @ op.dequantized_weight().t()
+    expected = kernel_reference(op, x) if takes_kernel(op, x) else x @ op.dequantized_weight().t()
     actual = op(x)
     assert actual.shape == expected.shape and actual.dtype == x.dtype
     assert (actual - expected).abs().max() <= rtol * expected.abs().max()
@@ -61,16 +68,41 @@ def test_default_thresholds_stay_close_to_reference(num_tokens):
 
 @pytest.mark.parametrize("cls", [Int4Linear, Int8Linear])
 def test_kernel_choice_follows_the_token_threshold(monkeypatch, cls):
-    """Up to the threshold the C++ kernel runs (equal to float32 up to summation order, not bit-equal), above it
-    the float32 path."""
+    """Up to the threshold the C++ kernel runs (int8 activations), above it the float32 path."""
     weight = torch.randn(128, 256)
     op = Int4Linear.from_groups(quantize_groups(weight, 64)) if cls is Int4Linear else Int8Linear.quantize(weight)
     limit = cls.KERNEL_MAX_TOKENS
     small, large = torch.randn(limit, 256), torch.randn(limit + 1, 256)
     auto_small, auto_large = op(small), op(large)
+    torch.testing.assert_close(auto_small, kernel_reference(op, small), atol=1e-4, rtol=1e-4)
     force_path(monkeypatch, cls, "float")
     assert not torch.equal(auto_small, op(small))
     assert torch.equal(auto_large, op(large))
+
+
+@pytest.mark.parametrize("cls", [Int4Linear, Int8Linear])
+def test_kernel_is_exact_when_the_activations_need_no_rounding(monkeypatch, cls):
+    """Integer activations with 32767 (or -32767) in every block of 32 are their own int16 codes at scale 1: the
+    kernel then computes x @ dequantized_weight.T itself, which pins the block size and the scale convention."""
+    force_path(monkeypatch, cls, "kernel")
+    weight = torch.randn(96, 256)
+    op = Int4Linear.from_groups(quantize_groups(weight, 64)) if cls is Int4Linear else Int8Linear.quantize(weight)
+    x = torch.randint(-32766, 32767, (5, 256)).float()
+    x[:, ::32] = 32767.0 * (2 * torch.randint(0, 2, (5, 8)) - 1)
+    expected = x @ op.dequantized_weight().t()
+    assert (op(x) - expected).abs().max() <= RTOL * expected.abs().max()
+
+
+@pytest.mark.parametrize("cls", [Int4Linear, Int8Linear])
+def test_kernel_activation_rounding_stays_small(monkeypatch, cls):
+    """The int16 activations move the output by about 2^-16 of its norm on Gaussian data: far below the weights'
+    own rounding, and a bound that a wrong scale (or codes off by one block) cannot pass."""
+    force_path(monkeypatch, cls, "kernel")
+    weight = torch.randn(256, 576)
+    op = Int4Linear.from_groups(quantize_groups(weight, 128)) if cls is Int4Linear else Int8Linear.quantize(weight)
+    x = torch.randn(8, 576)
+    expected = x @ op.dequantized_weight().t()
+    assert (op(x) - expected).norm() / expected.norm() < 1e-4
 
 
 def test_int4_dequantized_weight_equals_group_codes():
@@ -145,3 +177,21 @@ def test_int4_linear_rejects_wrong_input_width():
     op = Int4Linear.from_groups(quantize_groups(torch.randn(16, 96), 64))
     with pytest.raises(AssertionError, match=r"x must be \[M, 96\]"):
         op(torch.randn(2, 128))
+
+
+@pytest.mark.parametrize("path,takes_the_kernel", [("kernel", True), ("float", False)])
+def test_forced_linear_path_applies_inside_the_block_and_is_restored(path, takes_the_kernel):
+    op = Int8Linear.quantize(torch.randn(64, 256))
+    many = torch.randn(Int8Linear.KERNEL_MAX_TOKENS + 1, 256)
+    before = Int8Linear.KERNEL_MAX_TOKENS, Int4Linear.KERNEL_MAX_TOKENS
+    with forced_linear_path(path):
+        expected = kernel_reference(op, many) if takes_the_kernel else many @ op.dequantized_weight().t()
+        assert (op(many) - expected).abs().max() <= RTOL * expected.abs().max()
+        assert (Int4Linear.KERNEL_MAX_TOKENS > 10**6) == takes_the_kernel
+    assert (Int8Linear.KERNEL_MAX_TOKENS, Int4Linear.KERNEL_MAX_TOKENS) == before
+
+
+def test_forced_linear_path_rejects_an_unknown_path():
+    with pytest.raises(ValueError, match="must be one of"):
+        with forced_linear_path("fast"):
+            pass

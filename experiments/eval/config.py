@@ -12,6 +12,7 @@ from hydra.utils import to_absolute_path
 
 from experiments.replay.config import ModelSection
 from morph.profiling import SIMPLE_ORDERS
+from swiftllm.quant.linear_path import LINEAR_PATHS
 from swiftllm.quant.spec import VariantSpec
 
 FULL_PRECISION = "fp"
@@ -100,8 +101,11 @@ class PerplexityConfig:
     swap: SwapSection = field(default_factory=SwapSection)
     cross_check_hf: str | None = "awq-int4-g128"    # a variant also run through transformers; null: none
     lm_head: str = "fp"         # "int8": score every row with the LM head in INT8, as EngineConfig(lm_head="int8")
+    linear_path: str = "auto"   # the CPU path of the quantized linears: auto, kernel (decode's int16 activations), float
 
     def __post_init__(self):
+        if self.linear_path not in LINEAR_PATHS:
+            raise ValueError(f"linear_path must be one of {LINEAR_PATHS}, got {self.linear_path!r}")
         for name in self.variants:
             check_variant_name(name, "variants")
         if self.cross_check_hf is not None:

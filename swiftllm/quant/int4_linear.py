@@ -6,7 +6,9 @@ tinygemm convention, i.e. ``offset = (8 - zero) * scale`` for our integer zero p
 
 Paths, chosen by the number of tokens M:
 - M <= ``KERNEL_MAX_TOKENS`` on an AVX2 + FMA CPU: the C++ kernel (``csrc/int4_linear.cpp``) streams the 4-bit
-  codes and multiplies them with the fp32 activations (W4A32, float32-accurate);
+  codes and multiplies them, as integers, with the activations held as int16 in blocks of 32 (2^-16 of each block's
+  largest value: W4A16 numerics; the per-group offsets see the exact fp32 activations). docs/quality.md measures the
+  perplexity of both paths (``swiftllm.quant.linear_path`` forces either);
 - otherwise (prefill, or a CPU without AVX2): dequantize to float32 into a temporary, then one float32 GEMM.
   Nothing is cached: a kept full-precision copy would cancel the memory the variant frees.
 """
@@ -24,8 +26,9 @@ class Int4Linear:
     __slots__ = ("weight", "scales_and_zeros", "in_features", "group_size")
 
     # Up to this many tokens the C++ kernel beats dequantize + float32 GEMM (benchmarks/bench_quant_linear.py,
-    # docs/benchmarks.md); beyond, a GEMM on the dequantized weight is compute-bound and faster.
-    KERNEL_MAX_TOKENS = 192
+    # docs/benchmarks.md: per layer 14.8 against 15.5 ms at 96 rows, 29.1 against 23.1 ms at 192); beyond, a GEMM on
+    # the dequantized weight is compute-bound and faster.
+    KERNEL_MAX_TOKENS = 96
 
     def __init__(self, weight: torch.Tensor, scales_and_zeros: torch.Tensor, in_features: int, group_size: int):
         out_features, half_padded_in = weight.shape
@@ -65,11 +68,10 @@ class Int4Linear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: [M, in_features] -> [M, out_features] in x's dtype."""
         assert x.dim() == 2 and x.shape[1] == self.in_features, f"x must be [M, {self.in_features}], got {tuple(x.shape)}"
-        x_padded = pad_columns(x, self.padded_in_features)                                 # [M, padded_in]
         if (x.shape[0] <= self.KERNEL_MAX_TOKENS and x.dtype == torch.float32 and self.weight.is_cpu
-                and cpu_kernels() is not None):
-            return cpu_kernels().int4_linear(x_padded.contiguous(), self.weight, self.scales_and_zeros, self.group_size)
-        return x_padded @ self.dequantized_transposed().to(x.dtype)
+                and cpu_kernels() is not None):     # the kernel pads x with zeros itself
+            return cpu_kernels().int4_linear(x.contiguous(), self.weight, self.scales_and_zeros, self.group_size)
+        return pad_columns(x, self.padded_in_features) @ self.dequantized_transposed().to(x.dtype)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"weight": self.weight, "scales_and_zeros": self.scales_and_zeros}

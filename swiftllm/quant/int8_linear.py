@@ -3,7 +3,8 @@
 ``w[o, :] ~= code[o, :] * scale[o]`` with codes in -127..127. Paths, chosen by device and the number of tokens M:
 - CUDA: a Triton W8A16 GEMM reads the codes directly (``triton_w8a16_gemm.py``; no float copy of the weight);
 - CPU, M <= ``KERNEL_MAX_TOKENS`` on an AVX2 + FMA machine: the C++ kernel (``csrc/int8_linear.cpp``) streams the
-  int8 codes and multiplies them with the fp32 activations (W8A32, float32-accurate);
+  int8 codes and multiplies them, as integers, with the activations held as int16 in blocks of 32 (W8A16 numerics;
+  a last partial block stays fp32). docs/quality.md measures the perplexity of both paths;
 - otherwise: a float32 GEMM on the codes converted in a temporary, the per-channel scale applied to the output.
   Nothing is cached.
 """
