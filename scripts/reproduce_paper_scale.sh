@@ -20,8 +20,10 @@ for pair in vicuna-7b-v1.5:l4 llama-2-7b:l4 llama-3-8b:l4 codellama-34b:a100; do
     for figure in compare_policies fig1_motivation fig4_pareto fig5_kv_capacity fig7_tpot_cdf summary_figures; do
       python3 experiments/$figure.py "${args[@]}"
     done
-    scales='[9.5,7.0,4.75,3.5,2.5]'                          # around the paper's x4.75 (Azure) ...
-    [ "$trace" = burstgpt_paper ] && scales='[3.5,2.6,1.75,1.3,0.9]'  # ... and x1.75 (BurstGPT)
+    # From far below the paper's load (FP was already past the SLO at x9.5 on Azure and x3.5 on BurstGPT for every
+    # model) to the paper's x4.75 (Azure) and x1.75 (BurstGPT) and beyond, so that each policy's crossing is bracketed.
+    scales='[60,40,25,15,9.5,7.0,4.75,3.5]'
+    [ "$trace" = burstgpt_paper ] && scales='[22,15,9.5,5.5,3.5,2.6,1.75,1.3]'
     python3 experiments/fig6_rate_sweep.py "${args[@]}" "time_scales=$scales"
   done
 done
