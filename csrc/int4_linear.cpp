@@ -118,7 +118,7 @@ torch::Tensor int4_linear(const torch::Tensor& x, const torch::Tensor& codes, co
                           int64_t group_size) {
   TORCH_CHECK_VALUE(cpu_supported(), "int4_linear needs a CPU with AVX2 and FMA");
   TORCH_CHECK_VALUE(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 2 && x.is_contiguous(),
-                    "int4_linear: x must be a contiguous float32 [M, K] CPU tensor");
+                    "int4_linear: x must be a contiguous float32 [M, K'] CPU tensor, K' <= the weight's K");
   TORCH_CHECK_VALUE(codes.device().is_cpu() && codes.scalar_type() == at::kByte && codes.dim() == 2 &&
                     codes.is_contiguous(), "int4_linear: the codes must be a contiguous uint8 [N, K / 2] CPU tensor");
   const int64_t M = x.size(0), width = x.size(1), N = codes.size(0), K = codes.size(1) * 2;

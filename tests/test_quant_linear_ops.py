@@ -10,7 +10,7 @@ from swiftllm.quant.awq_linear import AwqLinear
 from swiftllm.quant.groupwise import dequantize_groups, quantize_groups
 from swiftllm.quant.int4_linear import Int4Linear
 from swiftllm.quant.int8_linear import Int8Linear
-from swiftllm.quant.linear_path import forced_linear_path
+from swiftllm.quant.linear_path import FORCED_MAX_TOKENS, forced_linear_path
 from swiftllm.quant.variants import quantize_layer_int8, quantize_layer_rtn
 from swiftllm.worker.weight import dense_layer
 from tests.activation_reference import kernel_reference
@@ -37,7 +37,7 @@ def assert_matches_reference(op, x: torch.Tensor, rtol: float) -> None:
 
 def force_path(monkeypatch, cls, path: str) -> None:
     """The C++ kernel for every token count, or the float path for every token count."""
-    monkeypatch.setattr(cls, "KERNEL_MAX_TOKENS", 10**9 if path == "kernel" else 0)
+    monkeypatch.setattr(cls, "KERNEL_MAX_TOKENS", FORCED_MAX_TOKENS[path])
 
 
 @pytest.mark.parametrize("out_features,in_features,group_size", SHAPES)
