@@ -10,11 +10,16 @@ namespace morphserve {
 // Whether this CPU runs the kernels below (AVX2 and FMA); they raise a ValueError where it does not.
 bool cpu_supported();
 
-// Whether this CPU has SSE4.2 (the CRC-32C instruction ``checksum`` uses).
+// Whether this CPU has SSE4.2 and AVX2 (the CRC-32C instruction and the 32-byte copies of the checksums).
 bool checksum_supported();
 
-// A checksum of a contiguous CPU tensor's bytes (csrc/checksum.cpp): three CRC-32C lanes, folded.
-int64_t checksum(const torch::Tensor& tensor);
+// The checksums of a contiguous CPU tensor's bytes, one per ``chunk_bytes`` (csrc/checksum.cpp).
+std::vector<int64_t> chunk_checksums(const torch::Tensor& tensor, int64_t chunk_bytes);
+
+// Copies bytes [begin, end) of ``source`` to the same bytes of ``destination`` (contiguous CPU tensors of equal size,
+// ``begin`` a multiple of ``chunk_bytes``) and returns the checksums of those chunks, as ``chunk_checksums`` gives them.
+std::vector<int64_t> copy_checksummed(torch::Tensor& destination, const torch::Tensor& source, int64_t begin,
+                                      int64_t end, int64_t chunk_bytes);
 
 // x: [M, K], w: [N, K], float32, contiguous -> x @ w.T: [M, N]. Meant for small M (decode).
 torch::Tensor skinny_linear(const torch::Tensor& x, const torch::Tensor& w);

@@ -1,16 +1,19 @@
 """Time this CPU engine's ops on this machine and write the simulator's ``cpu`` op table.
 
     python experiments/calibrate_cpu.py [--threads 2] [--out swiftllm/sim/op_tables/cpu_smollm2-135m.json]
+                                        [--machine-only]
 
 Times, on the embedded model's real weights: a decoder layer outside attention at FP / INT8 / INT4 by token count,
 decode and prefill attention (fitted), the LM head by sampled rows; this machine's read, CRC-32 and swap-copy (under
 decode load) speeds; then replays the default synthetic burst online under the paper's policies (configs/figure.yaml)
 and static INT8 (so that every precision runs) and fits each step's period as
 ``sum_p layer_scale[p] * layers at p + other ops + step + per_sequence * D`` (experiments/calibration/step_fit.py).
-About 17 minutes on the 2-core machine; run it with nothing else running. The simulator's fidelity against real
-replays is measured by ``experiments/validate_sim.py``.
+About 17 minutes on the 2-core machine; run it with nothing else running. ``--machine-only`` re-times only the
+machine speeds (a minute; after a change to the swap path) and keeps the table's op times and fit. The simulator's
+fidelity against real replays is measured by ``experiments/validate_sim.py``.
 """
 import argparse
+import dataclasses
 import datetime
 import json
 import logging
@@ -36,7 +39,7 @@ from morph.runtime import MorphConfig, attach_morph
 from swiftllm.quant.model_quantizer import quantize_model
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.sim.cost_model import CostModel
-from swiftllm.sim.cpu_ops import SHAPE_FIELDS, CpuOps, CpuOpTable
+from swiftllm.sim.cpu_ops import SHAPE_FIELDS, CpuOps, CpuOpTable, load_cpu_op_table
 from swiftllm.sim.hardware_config import OP_TABLE_DIR
 
 def time_ops(engine) -> dict:
@@ -52,7 +55,7 @@ def time_ops(engine) -> dict:
 
 
 def time_machine(engine) -> dict[str, float]:
-    logging.info("timing read, CRC-32 and the swap copy under decode load")
+    logging.info("timing read, the checksum and the swap copy under decode load")
     runtime = attach_morph(engine, MorphConfig(policy=None, int4_method="rtn"))
     try:
         copy = swap_copy_gbs_under_load(engine, runtime)
@@ -93,22 +96,36 @@ def fit_steps(ops: dict, model: dict) -> dict:
 
 def provenance(args) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    flags = " --machine-only" if args.machine_only else ""
     return {"date": datetime.date.today().isoformat(), "commit": commit, "processor": platform.processor(),
-            "machine": platform.machine(), "command": f"python experiments/calibrate_cpu.py --threads {args.threads}"}
+            "machine": platform.machine(),
+            "command": f"python experiments/calibrate_cpu.py --threads {args.threads}{flags}"}
+
+
+def retime_machine(engine, args) -> CpuOpTable:
+    """The table at ``args.out`` with its machine speeds timed again; its provenance says which parts are from when."""
+    table = load_cpu_op_table(args.out)
+    return dataclasses.replace(table, machine=time_machine(engine),
+                               provenance={**table.provenance, "machine_speeds": provenance(args)})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(Path(OP_TABLE_DIR) / "cpu_smollm2-135m.json"))
+    parser.add_argument("--machine-only", action="store_true",
+                        help="re-time only the machine speeds of the table at --out, keeping its op times and fit")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     engine = build_engine(ReplayConfig(plots=False))
-    model = {"name": engine.model_config.name, **{f: getattr(engine.model_config, f) for f in SHAPE_FIELDS}}
-    ops = time_ops(engine)
-    machine = time_machine(engine)
-    table = CpuOpTable(model=model, overhead=fit_steps(ops, model), machine=machine, provenance=provenance(args), **ops)
+    if args.machine_only:
+        table = retime_machine(engine, args)
+    else:
+        model = {"name": engine.model_config.name, **{f: getattr(engine.model_config, f) for f in SHAPE_FIELDS}}
+        ops = time_ops(engine)
+        table = CpuOpTable(model=model, overhead=fit_steps(ops, model), machine=time_machine(engine),
+                           provenance=provenance(args), **ops)
     Path(args.out).write_text(json.dumps(table.to_json(), indent=1) + "\n")
     print(json.dumps({"overhead": table.overhead, "machine": table.machine}, indent=1))
     print(f"wrote {args.out}")

@@ -3,8 +3,9 @@
 The decode takes both cores. A background thread copying a layer takes a core from it, and the decode's threads then
 wait for each other at every barrier (a swap in flight stalled the decode by up to 20 %); a thread at the lowest
 priority only gets the cores' idle moments, of which a decode has none (a 4-layer lowering took half a second). So
-the verification and the copy run on the step loop itself, in slices (one tensor's checksum, a copy of at most
-``COPY_SLICE_BYTES``), until the boundary's budget is spent: ``step_share`` of the wall time since the previous
+the copy runs on the step loop itself, on the intra-op threads the step left idle, in slices (a copy of at most
+``COPY_SLICE_BYTES`` of one tensor, checksummed as it is copied: a variant is read once, not verified and then
+copied), until the boundary's budget is spent: ``step_share`` of the wall time since the previous
 boundary (the step that just ran), at least ``MIN_BOUNDARY_SECONDS`` and one slice. A boundary after a step that ran
 nothing, and ``finish`` (the runtime waiting for its swaps between steps), run everything.
 
@@ -18,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from morph.layer_store import Checksums, CorruptVariantError
 from morph.swap_copy import SwapCopier, Ticket, yield_cpu_to_compute
 from swiftllm.worker.weight import LayerWeights
 from swiftllm.worker.weight_slots import WeightSlots
@@ -81,11 +83,25 @@ class CpuSwapCopier(SwapCopier):
         self._queue.append(ticket)
         return ticket
 
-    def copy(self, i: int, variant: LayerWeights) -> Ticket:
-        return self.run(lambda: self.slots.copy_slices(i, variant))
+    checks_copies = True
+
+    def copy(self, i: int, variant: LayerWeights, checksums: Checksums) -> Ticket:
+        """Copy ``variant`` into slot ``i`` in slices; the ticket ends with ``CorruptVariantError`` if the bytes copied
+        do not match ``checksums``."""
+        return self.run(lambda: self._checked_copy(i, variant, checksums))
+
+    def _checked_copy(self, i: int, variant: LayerWeights, checksums: Checksums) -> Iterator[int]:
+        copied: dict[str, list[int]] = {name: [] for name in checksums}
+        for piece in self.slots.copy_slices(i, variant):
+            copied[piece.name] += piece.checksums
+            yield piece.nbytes
+        for name, expected in checksums.items():
+            if tuple(copied[name]) != expected:
+                raise CorruptVariantError(f"layer {i} variant fails its checksum in {name} (memory corrupted); "
+                                          "refused")
 
     def interim(self, i: int, variant: LayerWeights, ticket: Ticket) -> LayerWeights:
-        """The verified host variant itself: host memory is what the CPU computes from anyway."""
+        """The host variant itself: host memory is what the CPU computes from anyway."""
         return variant
 
     def advance(self, paced: bool) -> None:

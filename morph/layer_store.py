@@ -2,10 +2,11 @@
 
 Prepared once at start: the full-precision masters are the loaded layers themselves (never written
 to afterwards), the quantized variants come from the variant cache when it holds them and are
-quantized (and then cached) otherwise. Every tensor of every (layer, precision) gets a checksum of its bytes
-(``csrc/checksum.cpp``: CRC-32C lanes, about 10x zlib's CRC-32 here); a swap verifies a variant before copying it,
-tensor by tensor (``verify_slices``), so a variant corrupted in memory is refused instead of served. On CUDA
-the store lives in pinned host memory, so copies to the device run asynchronously.
+quantized (and then cached) otherwise. Every tensor of every (layer, precision) gets checksums of its bytes, one per
+256 KiB chunk (``csrc/checksum.cpp``: CRC-32C lanes, about 10x zlib's CRC-32 here); a swap checks a variant's bytes
+against them, so a variant corrupted in memory is refused instead of served: on CUDA before the copy, tensor by tensor
+(``verify_slices``), on CPU as it copies them (``WeightSlots.copy_slices``). On CUDA the store lives in pinned host
+memory, so copies to the device run asynchronously.
 
 Device memory while a CUDA store is prepared (the KV pool already holds most of the card): the variants are
 quantized on the device one layer at a time and each goes to pinned host memory before the next is made;
@@ -24,7 +25,7 @@ from swiftllm.quant.model_quantizer import quantized_layers
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.quant.variant_cache import (VariantCacheError, has_variant, load_variant, model_fingerprint,
                                           save_variant)
-from swiftllm.worker.kernels.cpu_kernels import tensor_checksum
+from swiftllm.worker.kernels.cpu_kernels import tensor_checksums
 from swiftllm.worker.weight import LayerWeights, ModelWeights
 
 logger = logging.getLogger(__name__)
@@ -45,13 +46,16 @@ def variant_spec(precision: Precision, int4_spec: VariantSpec) -> VariantSpec:
     raise ValueError(f"{precision.value} is not a quantized precision")
 
 
-def checksums(layer: LayerWeights) -> tuple[int, ...]:
-    """The checksum of every tensor of ``layer`` (in ``tensors()`` order)."""
-    return tuple(tensor_checksum(tensor) for tensor in layer.tensors().values())
+Checksums = dict[str, tuple[int, ...]]     # a layer's tensors by name: the checksums of their chunks
+
+
+def checksums(layer: LayerWeights) -> Checksums:
+    """The chunk checksums of every tensor of ``layer``."""
+    return {name: tensor_checksums(tensor) for name, tensor in layer.tensors().items()}
 
 
 class LayerStore:
-    """``layer(i, precision)``: layer ``i``'s variant in host memory, with its checksum."""
+    """``layer(i, precision)``: layer ``i``'s variant in host memory, with its checksums."""
 
     def __init__(self, variants: dict[Precision, list[LayerWeights]], device: str | torch.device = "cpu"):
         if Precision.FP not in variants:
@@ -107,14 +111,19 @@ class LayerStore:
         for _ in self.verify_slices(i, precision):
             pass
 
+    def checksums(self, i: int, precision: Precision) -> Checksums:
+        """The checksums taken of layer ``i``'s variant when the store was prepared."""
+        self._check(i, precision)
+        return self._checksums[precision][i]
+
     def verify_slices(self, i: int, precision: Precision) -> Iterator[int]:
         """Verify the variant tensor by tensor, yielding the bytes checked after each (so the work can be spread over
         step boundaries); ``CorruptVariantError`` at the first tensor that no longer matches."""
-        expected = self._checksums[precision][i]
-        for number, tensor in enumerate(self.layer(i, precision).tensors().values()):
-            if tensor_checksum(tensor) != expected[number]:
-                raise CorruptVariantError(f"layer {i} {precision.value} variant fails its checksum (memory corrupted); "
-                                          "refused")
+        expected = self.checksums(i, precision)
+        for name, tensor in self.layer(i, precision).tensors().items():
+            if tensor_checksums(tensor) != expected[name]:
+                raise CorruptVariantError(f"layer {i} {precision.value} variant fails its checksum in {name} "
+                                          "(memory corrupted); refused")
             yield tensor.nbytes
 
     def _check(self, i: int, precision: Precision) -> None:

@@ -5,20 +5,22 @@ from a set of views into it, so nothing else in the model is remapped by a swap.
 changed only through the ``install(i, layer)`` callable it is given (``LLMEngine.install_layer``). A swap of layer ``i``
 to ``target`` goes through these phases, each entered at a step boundary (``begin`` / ``poll``):
 
-1. **verify** (``begin``): the slot is committed up to the target's size if that is larger (the
+1. **verify** (``begin``, CUDA): the slot is committed up to the target's size if that is larger (the
    caller has made room in the budget first) and the target's checksum is verified on the background
    thread. The layer keeps running from its slot.
-2. **copy**: the layer switches to the copier's *interim* form of the target (on CPU the host-store
-   variant itself), so nothing reads the slot any more, and the target is copied into the slot start
-   in the background. The layer's precision changes here.
+2. **copy**: the layer switches to the copier's *interim* form of the target, so nothing reads the slot
+   any more, and the target is copied into the slot start in the background. The layer's precision
+   changes here. A copier that ``checks_copies`` (CPU) starts here at ``begin``, after the commit: the
+   copy itself checks the target's bytes, so the layer runs its *source*'s host variant meanwhile and
+   keeps its precision until the copy settles.
 3. **settle**: the layer switches to views of the slot and the slot's tail after the target is
-   released (on CPU the copy job already released it; its bytes count as freed from then on).
+   released (its bytes count as freed from then on).
 
-A variant that fails its checksum is *refused* in phase 1: the slot was never written and the layer
-stays as it was. A copy that fails in phase 2 is *rolled back*: the layer returns to the interim
-form of its previous precision, which is copied back into the slot (on CPU, where the copy runs on a
-thread; a CUDA copy that fails to enqueue raises, as the device context is unusable then). Swaps
-never touch the KV cache or any request state.
+A variant that fails its checksum is *refused*: in phase 1 the slot was never written; in a checked copy
+the source is copied back into the slot. Either way the layer stays as it was. A copy that fails in
+phase 2 is *rolled back*: the layer returns to the interim form of its previous precision, which is
+copied back into the slot (on CPU; a CUDA copy that fails to enqueue raises, as the device context is
+unusable then). Swaps never touch the KV cache or any request state.
 """
 import logging
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from morph.cpu_swap_copy import DEFAULT_STEP_SHARE, CpuSwapCopier
-from morph.layer_store import LayerStore
+from morph.layer_store import CorruptVariantError, LayerStore
 from morph.plan import Precision
 from morph.swap_copy import CudaSwapCopier, SwapCopier, Ticket
 from swiftllm.worker.weight import LayerWeights
@@ -67,6 +69,7 @@ class _Swap:
     verify_seconds: float = 0.0
     bytes_copied: int = 0
     failure: BaseException | None = None   # the copy error being rolled back
+    refused: bool = False                  # the failure was the target's checksum: the rollback ends REFUSED
 
 
 class LayerSwapper:
@@ -138,8 +141,10 @@ class LayerSwapper:
         if needed > self.reserved_bytes[i]:
             self.slots.commit(i, needed)
             self.reserved_bytes[i] = needed
-        ticket = self.copier.run(lambda: self.store.verify_slices(i, target))
-        self._swaps[i] = _Swap(i, source, target, ticket)
+        if self.copier.checks_copies:
+            self._swaps[i] = self._start_checked_copy(i, source, target)
+        else:
+            self._swaps[i] = _Swap(i, source, target, self.copier.run(lambda: self.store.verify_slices(i, target)))
 
     def poll(self, paced: bool = False) -> list[SwapOutcome]:
         """At a step boundary: advance the swaps whose work finished, do the boundary's share of the work (``paced``: a
@@ -179,8 +184,12 @@ class LayerSwapper:
                 swap.verify_seconds = swap.ticket.seconds()
                 self._start_copy(swap, swap.target, "copy")
             elif swap.phase == "copy" and error is not None:
-                logger.error("copy of layer %d to %s failed, rolling back: %s", swap.layer, swap.target.value, error)
-                swap.failure = error
+                swap.failure, swap.refused = error, isinstance(error, CorruptVariantError)
+                if swap.refused:
+                    logger.warning("swap of layer %d to %s refused: %s", swap.layer, swap.target.value, error)
+                else:
+                    logger.error("copy of layer %d to %s failed, rolling back: %s", swap.layer, swap.target.value,
+                                 error)
                 self._start_copy(swap, swap.source, "rollback")
             else:
                 return self._settle(swap, error)
@@ -191,9 +200,15 @@ class LayerSwapper:
         i, variant = swap.layer, self.store.layer(swap.layer, precision)
         swap.phase = phase
         swap.bytes_copied += self.variant_bytes(i, precision)
-        swap.ticket = self.copier.copy(i, variant)
+        swap.ticket = self.copier.copy(i, variant, self.store.checksums(i, precision))
         self.install(i, self.copier.interim(i, variant, swap.ticket))
         self._set_precision(i, precision)
+
+    def _start_checked_copy(self, i: int, source: Precision, target: Precision) -> _Swap:
+        """Copy ``target`` into slot ``i``, checking its bytes, while the layer runs its source's interim form."""
+        ticket = self.copier.copy(i, self.store.layer(i, target), self.store.checksums(i, target))
+        self.install(i, self.copier.interim(i, self.store.layer(i, source), ticket))
+        return _Swap(i, source, target, ticket, phase="copy", bytes_copied=self.variant_bytes(i, target))
 
     def _refuse(self, swap: _Swap, error: BaseException) -> SwapOutcome:
         logger.warning("swap of layer %d to %s refused: %s", swap.layer, swap.target.value, error)
@@ -206,6 +221,7 @@ class LayerSwapper:
         final = swap.target if swap.phase == "copy" else swap.source
         if error is None:
             self.install(swap.layer, self.slots.views(swap.layer, self.store.layer(swap.layer, final)))
+            self._set_precision(swap.layer, final)
             self._hold(swap.layer, final)
         else:
             logger.error("rollback copy of layer %d failed too; it keeps running from the host store: %s",
@@ -213,7 +229,7 @@ class LayerSwapper:
         copy_seconds = swap.ticket.seconds() if error is None else 0.0
         if swap.phase == "copy":
             return self._outcome(swap, DONE, copy_seconds, None)
-        return self._outcome(swap, ROLLED_BACK, copy_seconds, str(swap.failure))
+        return self._outcome(swap, REFUSED if swap.refused else ROLLED_BACK, copy_seconds, str(swap.failure))
 
     def _hold(self, i: int, precision: Precision) -> None:
         """Layer ``i`` keeps only ``precision``'s bytes of its slot; the tail goes back to the OS / device."""

@@ -4,8 +4,11 @@ Each layer's bytes at each precision are what the real weight slot would hold (`
 real quantizers and slot layout on meta tensors). A swap goes through the real swapper's phases, each entered at a
 step boundary: *verify* (the host checksum, at the hardware's checksum speed), *copy* (the layer runs at its new
 precision from here; the bytes cross the host link on one copy lane, so copies queue behind each other and overlap
-the decode), *settle* (the slot tail is released: the freed bytes count from here). ``wait_for_work`` moves the
-virtual clock to the next moment a phase ends, as waiting for the real background work takes real time.
+the decode), *settle* (the slot tail is released: the freed bytes count from here). On a CPU, as in the real
+``CpuSwapCopier``, the copy checks the bytes itself: there is no verify phase, and the layer runs at its new precision
+from the settle on (the lane's speed is the calibrated speed of those checked copies under decode load).
+``wait_for_work`` moves the virtual clock to the next moment a phase ends, as waiting for the real background work
+takes real time.
 """
 import math
 from collections.abc import Sequence
@@ -59,6 +62,7 @@ class SimulatedLayerSwapper:
         self.clock = engine.clock
         self.link_bps = hardware.host_link_gbs * GB
         self.checksum_bps = hardware.checksum_gbs * GB
+        self.checks_copies = device_kind == "cpu"
         self.precisions = [Precision.FP] * self.store.num_layers
         self.version = 0
         self.reserved_bytes = [sizes[Precision.FP]] * self.store.num_layers
@@ -87,8 +91,10 @@ class SimulatedLayerSwapper:
         if target == self.precisions[i]:
             raise ValueError(f"layer {i} is already at {target.value}")
         self.reserved_bytes[i] = max(self.reserved_bytes[i], self.variant_bytes(i, target))
-        verify_end = self.clock() + self.variant_bytes(i, target) / self.checksum_bps
-        self._swaps[i] = _SimSwap(i, self.precisions[i], target, verify_end)
+        swap = _SimSwap(i, self.precisions[i], target, self.clock() + self._verify_seconds(i, target))
+        self._swaps[i] = swap
+        if self.checks_copies:
+            self._start_copy(swap, self.clock())
 
     def poll(self, paced: bool = False) -> list[SwapOutcome]:
         """Enqueue the copies whose verification ended and settle the copies that ended, as of now (the copy lane
@@ -115,14 +121,23 @@ class SimulatedLayerSwapper:
         swap.copy_start = max(now, self._lane_free_at)
         swap.copy_end = swap.copy_start + self.variant_bytes(swap.layer, swap.target) / self.link_bps
         self._lane_free_at = swap.copy_end
-        self.engine.install_layer(swap.layer, SimLayer(swap.target.value, self.variant_bytes(swap.layer, swap.target)))
-        self.precisions[swap.layer] = swap.target
-        self.version += 1
+        if not self.checks_copies:
+            self._run_at(swap.layer, swap.target)
 
     def _settle(self, swap: _SimSwap) -> SwapOutcome:
         del self._swaps[swap.layer]
+        if self.checks_copies:
+            self._run_at(swap.layer, swap.target)
         self.reserved_bytes[swap.layer] = self.variant_bytes(swap.layer, swap.target)
         nbytes = self.variant_bytes(swap.layer, swap.target)
-        verify_seconds = nbytes / self.checksum_bps
-        return SwapOutcome(swap.layer, swap.source, swap.target, DONE, nbytes, verify_seconds,
-                           swap.copy_end - swap.copy_start)
+        return SwapOutcome(swap.layer, swap.source, swap.target, DONE, nbytes,
+                           self._verify_seconds(swap.layer, swap.target), swap.copy_end - swap.copy_start)
+
+    def _verify_seconds(self, i: int, target: Precision) -> float:
+        """The verify phase before the copy: none where the copy checks the bytes itself."""
+        return 0.0 if self.checks_copies else self.variant_bytes(i, target) / self.checksum_bps
+
+    def _run_at(self, i: int, precision: Precision) -> None:
+        self.engine.install_layer(i, SimLayer(precision.value, self.variant_bytes(i, precision)))
+        self.precisions[i] = precision
+        self.version += 1

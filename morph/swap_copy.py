@@ -1,10 +1,12 @@
 """How a swap's bytes move off the step loop, per device, and what the layer runs on meanwhile.
 
 A swap copies a host-store variant into the layer's weight slot. While the copy runs, the slot must
-not be read as the layer's weights, so the layer runs on an *interim* form of the same variant:
+not be read as the layer's weights, so the layer runs on an *interim* form of a variant:
 
 - CPU (``cpu_swap_copy.CpuSwapCopier``): the work runs in slices on the step loop, within a share of each
-  step; the interim layer is the host-store variant itself.
+  step, and checks the bytes against the store's checksums as it copies them (``checks_copies``); the
+  interim layer is a host-store variant itself: the one the layer ran before, so an unchecked variant never
+  runs.
 - CUDA: the copy is enqueued on a dedicated stream, behind the work already on the compute stream
   (which may still read the slot, and holds the zero-fill of chunks committed for a larger variant),
   and an event is recorded. The interim layer is the slot views with
@@ -13,7 +15,8 @@ not be read as the layer's weights, so the layer runs on an *interim* form of th
   device copy from the host store.
 
 Both return a ``Ticket`` the swapper polls at step boundaries. A job is a callable returning an iterator of
-slices (``verify_slices``, ``copy_slices``); CUDA's verification jobs run whole on a background thread.
+slices (``verify_slices``, ``copy_slices``); CUDA verifies a variant before copying it, in a job run whole on a
+background thread.
 """
 import dataclasses
 import logging
@@ -26,6 +29,7 @@ from typing import Protocol
 
 import torch
 
+from morph.layer_store import Checksums
 from swiftllm.worker.layers.linear import Linear
 from swiftllm.worker.weight import LayerWeights
 from swiftllm.worker.weight_slots import WeightSlots
@@ -93,12 +97,14 @@ Job = Callable[[], Iterator[int]]
 class SwapCopier(Protocol):
     """Moves variants into a model's weight slots; the swapper calls these between two steps."""
     slots: WeightSlots
+    checks_copies: bool     # ``copy`` checks the bytes against ``checksums``: no verification before it
 
     def run(self, job: Job) -> Ticket:
         """Start ``job`` (a verification)."""
 
-    def copy(self, i: int, variant: LayerWeights) -> Ticket:
-        """Start copying ``variant`` into slot ``i``; may raise if the copy cannot even start."""
+    def copy(self, i: int, variant: LayerWeights, checksums: Checksums) -> Ticket:
+        """Start copying ``variant`` into slot ``i``; may raise if the copy cannot even start. When
+        ``checks_copies``, the ticket ends with ``CorruptVariantError`` if the bytes do not match ``checksums``."""
 
     def interim(self, i: int, variant: LayerWeights, ticket: Ticket) -> LayerWeights:
         """What layer ``i`` runs on at ``variant``'s precision until ``ticket`` is done."""
@@ -121,6 +127,8 @@ class SwapCopier(Protocol):
 class CudaSwapCopier:
     """Copies on a dedicated CUDA stream; verifications on a background thread. ``cuda``: the ``torch.cuda``
     namespace (streams, events, the current stream); a test passes a recorder."""
+
+    checks_copies = False
 
     def __init__(self, slots: WeightSlots, cuda=torch.cuda):
         self.slots = slots
@@ -148,9 +156,10 @@ class CudaSwapCopier:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    def copy(self, i: int, variant: LayerWeights) -> Ticket:
+    def copy(self, i: int, variant: LayerWeights, checksums: Checksums) -> Ticket:
         """Enqueue the copy behind the compute stream's pending work (call it from the step loop, whose current
-        stream is the compute stream: it is read *before* the copy stream becomes the current one)."""
+        stream is the compute stream: it is read *before* the copy stream becomes the current one). ``variant``
+        was verified against ``checksums`` before."""
         compute = self.cuda.current_stream(self.slots.arena.device)
         start, end = self.cuda.Event(enable_timing=True), self.cuda.Event(enable_timing=True)
         with self.cuda.stream(self.stream):

@@ -160,13 +160,13 @@ class GatedCopier(CpuSwapCopier):
         self.gate = threading.Event()
         self.failing = {id(store.layer(i, p)) for i in range(store.num_layers) for p in failing}
 
-    def copy(self, i, variant):
+    def copy(self, i, variant, checksums):
         def gated_copy():
             while not self.gate.is_set():
                 yield 0
             if id(variant) in self.failing:
                 raise OSError("injected copy failure")
-            yield from self.slots.copy_slices(i, variant)
+            yield from self._checked_copy(i, variant, checksums)
         return self.run(gated_copy)
 
 
@@ -175,19 +175,20 @@ def _swapper(weights, store, failing=()) -> LayerSwapper:
     return LayerSwapper(weights.layers.__setitem__, store, slots, GatedCopier(slots, store, failing))
 
 
-def test_swap_runs_the_host_variant_until_the_slot_copy_is_done(model):
+def test_swap_runs_the_source_host_variant_until_the_checked_copy_is_done(model):
     weights, store, _ = model
     swapper = _swapper(weights, store)
     assert all(_in_slot(layer, swapper.slots, i) for i, layer in enumerate(weights.layers))
     swapper.begin(1, INT4)
-    while swapper.precisions[1] != INT4:                                   # the verification, then the held copy
+    for _ in range(3):                                                # the copy is held: nothing ends
         assert swapper.poll(paced=True) == []
-    assert swapper.version == 1
-    assert weights.layers[1] is store.layer(1, INT4)                  # not a view of the slot being written
+    assert swapper.precisions[1] == FP and swapper.version == 0       # INT4 runs only once its bytes are checked
+    assert weights.layers[1] is store.layer(1, FP)                    # not a view of the slot being written
     assert swapper.slots.committed_bytes[1] == swapper.variant_bytes(1, FP) and swapper.freed_bytes() == 0
     swapper.copier.gate.set()
     [outcome] = _settle(swapper)
     assert (outcome.status, outcome.precision, outcome.bytes_copied) == (DONE, INT4, swapper.variant_bytes(1, INT4))
+    assert swapper.precisions[1] == INT4 and swapper.version == 1 and outcome.verify_seconds == 0.0
     assert _in_slot(weights.layers[1], swapper.slots, 1)
     assert _layer_tensors_equal(weights.layers[1], store.layer(1, INT4).tensors())
     freed = swapper.variant_bytes(1, FP) - swapper.variant_bytes(1, INT4)
@@ -217,12 +218,37 @@ def test_ladder_down_and_back_restores_the_full_precision_bytes(model):
 def test_a_corrupted_variant_is_refused_and_the_layer_keeps_its_slot(model):
     weights, store, originals = model
     swapper = _swapper(weights, store)
-    store.layer(0, INT4).qkv_proj.weight.view(-1)[0] ^= 0x01
+    swapper.copier.gate.set()
+    store.layer(0, INT4).qkv_proj.weight.view(-1)[-1] ^= 0x01          # the last byte: found after the whole copy
     swapper.begin(0, INT4)
     [outcome] = _settle(swapper)
-    assert outcome.status == REFUSED and "fails its checksum" in outcome.error and outcome.precision == FP
+    assert outcome.status == REFUSED and "fails its checksum in qkv_proj" in outcome.error and outcome.precision == FP
     assert swapper.precisions[0] == FP and swapper.version == 0 and swapper.freed_bytes() == 0
     assert _in_slot(weights.layers[0], swapper.slots, 0) and _layer_tensors_equal(weights.layers[0], originals[0])
+    swapper.close()
+
+
+class VerifyFirstCopier(CpuSwapCopier):
+    """A copier that does not check its copies (as CUDA's): the swapper verifies each variant before copying it."""
+    checks_copies = False
+
+    def copy(self, i, variant, checksums):
+        return self.run(lambda: self.slots.copy_slices(i, variant))
+
+
+def test_without_checked_copies_a_variant_is_verified_first_and_runs_from_the_host_during_its_copy(model):
+    weights, store, originals = model
+    slots = WeightSlots([store.layer(i, FP) for i in range(store.num_layers)], "cpu")
+    swapper = LayerSwapper(weights.layers.__setitem__, store, slots, VerifyFirstCopier(slots))
+    store.layer(0, INT4).o_proj.weight.view(-1)[0] ^= 0x01
+    swapper.begin(0, INT4)
+    swapper.begin(1, INT4)
+    outcomes = {o.layer: o for o in swapper.poll()}                    # the verifications: the copies start after
+    assert swapper.precisions[1] == INT4 and weights.layers[1] is store.layer(1, INT4)
+    outcomes.update({o.layer: o for o in _settle(swapper)})
+    assert outcomes[0].status == REFUSED and "fails its checksum in o_proj" in outcomes[0].error
+    assert outcomes[0].bytes_copied == 0 and _layer_tensors_equal(weights.layers[0], originals[0])
+    assert outcomes[1].status == DONE and outcomes[1].verify_seconds > 0 and _in_slot(weights.layers[1], slots, 1)
     swapper.close()
 
 
@@ -254,6 +280,7 @@ def test_a_raise_commits_the_slot_before_copying_and_gives_it_back_when_refused(
     assert swapper.slots.committed_bytes[0] == swapper.variant_bytes(0, FP) and swapper.extra_bytes_for(0, FP) == 0
     [outcome] = _settle(swapper)
     assert outcome.status == REFUSED and swapper.precisions[0] == INT4
+    assert _layer_tensors_equal(weights.layers[0], store.layer(0, INT4).tensors())   # copied back over the bad FP
     assert swapper.slots.committed_bytes[0] == swapper.variant_bytes(0, INT4)
     swapper.close()
 

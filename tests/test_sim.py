@@ -183,6 +183,32 @@ def test_the_memory_plan_and_kv_capacity_equal_the_real_engines(tiny_llama, tiny
     sim_runtime.close()
 
 
+@pytest.mark.parametrize("gpu", [False, True])
+def test_simulated_swaps_follow_the_real_phases_of_their_device(tiny_llama, tiny_cpu, gpu):
+    """A GPU verifies a variant, then runs it from the start of its copy; a CPU copy checks its bytes as it goes and
+    the layer runs its new precision from the settle, as in the real swapper."""
+    from morph.plan import Precision
+    spec = dataclasses.replace(tiny_cpu, op_table=None, host_link_gbs=1e-3, checksum_gbs=2e-3) if gpu else tiny_cpu
+    engine = simulated_engine(EngineConfig(model=tiny_llama, num_kv_blocks=24, block_size=4, max_model_len=128), spec)
+    runtime = attach_morph(engine, MorphConfig(policy=None, int4_method="rtn", variant_cache_dir=None))
+    swapper = runtime.swapper
+    swapper.begin(0, Precision.INT4)
+    nbytes = swapper.variant_bytes(0, Precision.INT4)
+    seen = []
+    while swapper.in_flight:
+        swapper.wait_for_work()
+        ended = swapper.poll()
+        seen.append((engine.clock(), swapper.precisions[0], bool(ended)))
+    copy_seconds = nbytes / (spec.host_link_gbs * 1e9)
+    if gpu:
+        verify_seconds = nbytes / (spec.checksum_gbs * 1e9)
+        assert seen == [(pytest.approx(verify_seconds), Precision.INT4, False),
+                        (pytest.approx(verify_seconds + copy_seconds), Precision.INT4, True)]
+    else:
+        assert seen == [(pytest.approx(copy_seconds), Precision.INT4, True)]
+    runtime.close()
+
+
 def test_paper_models_fit_their_gpus_and_too_large_a_model_is_refused():
     engine = simulated_engine(EngineConfig(model="llama-2-7b", max_num_seqs=256, max_num_batched_tokens=2048,
                                            max_model_len=2048), hardware("l4"))

@@ -53,7 +53,7 @@ class HardwareSpec:
     compute_efficiency: float           # achieved share of peak in large GEMMs
     memory_efficiency: float            # achieved share of bandwidth when streaming weights
     host_link_gbs: float                # host-to-device copies of swapped layers
-    checksum_gbs: float                 # verifying a host variant before it is copied (CRC-32 on the host)
+    checksum_gbs: float                 # verifying a host variant before it is copied (CRC-32C on the host; GPUs)
     int8_speedup: SpeedupCurve | None = None     # None where op times come per precision (the CPU's op table)
     int4_speedup: SpeedupCurve | None = None
     step_overhead_s: float = 0.0        # per step, outside the model's ops (scheduling, launches, sampling setup)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from swiftllm.worker.kernels.cpu_kernels import CHECKSUM_CHUNK_BYTES, copy_checksummed
 from swiftllm.worker.kv_cache import REGION_ALIGNMENT, make_usable, round_up
 from swiftllm.worker.memory_arena import MemoryArena, copy_into
 from swiftllm.worker.weight import LayerWeights
@@ -22,6 +23,15 @@ from swiftllm.worker.weight import LayerWeights
 # Every tensor starts 64-byte aligned: cache-line aligned.
 SLOT_ALIGNMENT = 64
 COPY_SLICE_BYTES = 1 << 20     # ``copy_slices`` copies at most this much at a time
+assert COPY_SLICE_BYTES % CHECKSUM_CHUNK_BYTES == 0, "a copy slice must end where a checksum chunk does"
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedSlice:
+    """A piece of one tensor copied into a slot by ``copy_slices``, with its checksums."""
+    name: str                  # the tensor's name in ``LayerWeights.tensors()``
+    nbytes: int
+    checksums: list[int]       # of the piece's ``CHECKSUM_CHUNK_BYTES`` chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,24 +83,31 @@ class WeightSlots:
     def copy_in(self, i: int, variant: LayerWeights) -> None:
         """Copy every tensor of ``variant`` to its place in slot ``i`` (CPU: GIL released; CUDA: on the
         current stream). Nothing may read the slot meanwhile."""
-        for _ in self.copy_slices(i, variant):
-            pass
+        for _, destination, source in self._copies(i, variant):
+            copy_into(destination, source)
 
-    def copy_slices(self, i: int, variant: LayerWeights) -> Iterator[int]:
-        """``copy_in`` a piece at a time: yields the bytes copied after every ``COPY_SLICE_BYTES`` or less (the
-        slot is whole once the iterator is exhausted)."""
+    def copy_slices(self, i: int, variant: LayerWeights) -> Iterator[CopiedSlice]:
+        """CPU: ``copy_in`` a piece at a time, each piece checksummed as it is copied (one pass over the bytes):
+        yields a ``CopiedSlice`` after every ``COPY_SLICE_BYTES`` of a tensor or less (the slot is whole once the
+        iterator is exhausted). A tensor's pieces' checksums, in order, are its ``tensor_checksums``."""
+        if self.arena.device.type != "cpu":
+            raise ValueError(f"copy_slices copies into a CPU arena, this one is on {self.arena.device}")
+        for name, destination, source in self._copies(i, variant):
+            nbytes = source.nbytes
+            for start in range(0, nbytes, COPY_SLICE_BYTES):
+                end = min(start + COPY_SLICE_BYTES, nbytes)
+                yield CopiedSlice(name, end - start, copy_checksummed(destination, source, start, end))
+
+    def _copies(self, i: int, variant: LayerWeights) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(name, its place in slot ``i``, the variant's tensor) for each tensor of ``variant``, contiguous; the slot
+        must be committed."""
         layout = self._checked_layout(i, variant)
         if layout.nbytes > self.committed_bytes[i]:
             raise RuntimeError(f"slot {i} has {self.committed_bytes[i]} committed bytes, the variant needs "
                                f"{layout.nbytes}: commit first")
         sources = variant.tensors()
         for p in layout.placements:
-            source = sources[p.name].contiguous().view(-1).view(torch.uint8)
-            destination = self.arena.view(self.offsets[i] + p.offset, (source.numel(),), torch.uint8)
-            for start in range(0, source.numel(), COPY_SLICE_BYTES):
-                end = min(start + COPY_SLICE_BYTES, source.numel())
-                copy_into(destination[start:end], source[start:end])
-                yield end - start
+            yield p.name, self.arena.view(self.offsets[i] + p.offset, p.shape, p.dtype), sources[p.name].contiguous()
 
     def commit(self, i: int, nbytes: int) -> None:
         """Count the first ``nbytes`` of slot ``i`` as held, and make them usable (kept contents)."""
