@@ -4,12 +4,12 @@
                                      [--variant-cache-dir ~/.cache/morphserve/variants] [--threads N] [--json out.json]
 
 1. Swap latency per layer for each transition of the ladder FP <-> INT8 <-> INT4 and FP <-> INT4:
-   checksum verification and slot copy (both on the background thread), the whole swap as seen by the
-   step loop (plan applied -> layer settled, KV resize included), and the bytes copied.
+   checksum verification and slot copy (on a CPU one pass, the copy checking its bytes: verify 0), the whole
+   swap as seen by the step loop (plan applied -> layer settled, KV resize included), and the bytes copied.
 2. Decode step time of ``--batch`` concurrent requests in steady state vs while a swap is in flight
    (a layer toggles FP <-> INT4 at every boundary without waiting), lowering and raising apart: the
-   stall, target < 2%. On CPU the swap's background work (checksum, copy, and on a raise the page
-   faults that bring the released tail back) shares the cores with the decode.
+   stall, target < 2%. On CPU the swap's work (the checked copy, and on a raise the page faults that
+   bring the released tail back) takes a share of each step on the step loop.
 3. Swaps under load: a plan lowering 4 layers to INT4, then raising them back, while ``--batch`` requests
    decode; wall time and decode steps until every swap settled, and the mean step time over those steps against
    the steady steps just before (the stall; the swaps' work takes a share of each step, ``MorphConfig.swap_step_share``).
@@ -117,7 +117,7 @@ def decode_stall(engine, runtime, batch: int, steps: int) -> list[dict]:
 
 def swaps_under_load(engine, runtime, batch: int, layers: int = 4, trials: int = 3) -> list[dict]:
     """Wall time and decode steps from a plan lowering (then raising) ``layers`` layers at once until every swap
-    settled, while ``batch`` requests decode: the background thread then competes with the decode for the CPU."""
+    settled, while ``batch`` requests decode: the swaps' work then takes a share of each step."""
     num_layers = engine.model_config.num_layers
     lowered = _plan(num_layers, {i: INT4 for i in range(layers)})
     prompts = [engine.tokenizer.encode(f"Request {i}: describe the city of Lyon in detail.") for i in range(batch)]
@@ -200,7 +200,7 @@ def main() -> None:
                "under_load": swaps_under_load(engine, runtime, args.batch),
                "kv_resize": kv_resizes(engine, runtime)}
     runtime.close()
-    print_table("Swap latency per layer (median; copy and verify run on the background thread)", results["swaps"])
+    print_table("Swap latency per layer (median; a CPU copy checks its bytes as it goes)", results["swaps"])
     print_table("Decode step time: steady vs swap in flight (target stall < 2%)", results["decode"])
     print_table("Swaps under decode load (the whole plan, until settled)", results["under_load"])
     print_table("KV resize latency", results["kv_resize"])
