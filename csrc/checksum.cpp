@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace morphserve {
@@ -69,18 +70,31 @@ int64_t nbytes_of(const torch::Tensor& tensor) {
   return tensor.numel() * tensor.element_size();
 }
 
-// The checksums of bytes [begin, end) of ``source``, chunk by chunk from ``begin``; copied into the same bytes of
+// Bytes [begin, end) of ``source``, checksummed chunk by chunk from ``begin`` and copied into the same bytes of
 // ``destination`` when it is given.
-std::vector<int64_t> checksum_range(const uint8_t* source, uint8_t* destination, int64_t begin, int64_t end,
-                                    int64_t chunk_bytes) {
-  const int64_t chunks = (end - begin + chunk_bytes - 1) / chunk_bytes;
-  std::vector<int64_t> checksums(static_cast<size_t>(chunks));
-  at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
-    for (int64_t c = first; c < last; ++c) {
-      const int64_t offset = begin + c * chunk_bytes, size = std::min(chunk_bytes, end - offset);
-      checksums[c] = destination == nullptr
-                         ? chunk_checksum<false>(source + offset, nullptr, size)
-                         : chunk_checksum<true>(source + offset, destination + offset, size);
+struct Piece {
+  const uint8_t* source;
+  uint8_t* destination;
+  int64_t begin, end;
+};
+
+// Each piece's chunk checksums; the chunks of all the pieces share the intra-op threads.
+std::vector<std::vector<int64_t>> checksum_pieces(const std::vector<Piece>& pieces, int64_t chunk_bytes) {
+  std::vector<std::vector<int64_t>> checksums(pieces.size());
+  std::vector<std::pair<size_t, int64_t>> chunks;   // (piece, chunk number)
+  for (size_t p = 0; p < pieces.size(); ++p) {
+    const int64_t count = (pieces[p].end - pieces[p].begin + chunk_bytes - 1) / chunk_bytes;
+    checksums[p].resize(static_cast<size_t>(count));
+    for (int64_t c = 0; c < count; ++c) chunks.emplace_back(p, c);
+  }
+  at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; ++k) {
+      const auto [p, c] = chunks[k];
+      const Piece& piece = pieces[p];
+      const int64_t offset = piece.begin + c * chunk_bytes, size = std::min(chunk_bytes, piece.end - offset);
+      checksums[p][c] = piece.destination == nullptr
+                            ? chunk_checksum<false>(piece.source + offset, nullptr, size)
+                            : chunk_checksum<true>(piece.source + offset, piece.destination + offset, size);
     }
   });
   return checksums;
@@ -102,22 +116,31 @@ std::vector<int64_t> chunk_checksums(const torch::Tensor& tensor, int64_t chunk_
   TORCH_CHECK_VALUE(tensor.device().is_cpu() && tensor.is_contiguous(),
                     "chunk_checksums takes a contiguous CPU tensor");
   check_chunk_bytes(chunk_bytes);
-  return checksum_range(bytes_of(tensor), nullptr, 0, nbytes_of(tensor), chunk_bytes);
+  return checksum_pieces({Piece{bytes_of(tensor), nullptr, 0, nbytes_of(tensor)}}, chunk_bytes)[0];
 }
 
-std::vector<int64_t> copy_checksummed(torch::Tensor& destination, const torch::Tensor& source, int64_t begin,
-                                      int64_t end, int64_t chunk_bytes) {
+std::vector<std::vector<int64_t>> copy_checksummed(const std::vector<torch::Tensor>& destinations,
+                                                   const std::vector<torch::Tensor>& sources,
+                                                   const std::vector<int64_t>& begins, const std::vector<int64_t>& ends,
+                                                   int64_t chunk_bytes) {
   TORCH_CHECK_VALUE(checksum_supported(), "copy_checksummed needs a CPU with SSE4.2 and AVX2");
-  TORCH_CHECK_VALUE(destination.device().is_cpu() && source.device().is_cpu() && destination.is_contiguous() &&
-                    source.is_contiguous(), "copy_checksummed takes contiguous CPU tensors");
+  TORCH_CHECK_VALUE(destinations.size() == sources.size() && sources.size() == begins.size() &&
+                    begins.size() == ends.size(), "copy_checksummed: one destination, source, begin and end per piece");
   check_chunk_bytes(chunk_bytes);
-  const int64_t size = nbytes_of(source);
-  TORCH_CHECK_VALUE(nbytes_of(destination) == size, "copy_checksummed: the destination has ", nbytes_of(destination),
-                    " bytes, the source ", size);
-  TORCH_CHECK_VALUE(0 <= begin && begin <= end && end <= size && begin % chunk_bytes == 0, "copy_checksummed: bytes [",
-                    begin, ", ", end, ") do not start a chunk of ", chunk_bytes, " bytes inside ", size, " bytes");
-  auto* target = static_cast<uint8_t*>(destination.data_ptr());
-  return checksum_range(bytes_of(source), target, begin, end, chunk_bytes);
+  std::vector<Piece> pieces;
+  for (size_t p = 0; p < sources.size(); ++p) {
+    const torch::Tensor &destination = destinations[p], &source = sources[p];
+    TORCH_CHECK_VALUE(destination.device().is_cpu() && source.device().is_cpu() && destination.is_contiguous() &&
+                      source.is_contiguous(), "copy_checksummed takes contiguous CPU tensors");
+    const int64_t size = nbytes_of(source), begin = begins[p], end = ends[p];
+    TORCH_CHECK_VALUE(nbytes_of(destination) == size, "copy_checksummed: the destination has ",
+                      nbytes_of(destination), " bytes, the source ", size);
+    TORCH_CHECK_VALUE(0 <= begin && begin <= end && end <= size && begin % chunk_bytes == 0,
+                      "copy_checksummed: bytes [", begin, ", ", end, ") do not start a chunk of ", chunk_bytes,
+                      " bytes inside ", size, " bytes");
+    pieces.push_back(Piece{bytes_of(source), static_cast<uint8_t*>(destination.data_ptr()), begin, end});
+  }
+  return checksum_pieces(pieces, chunk_bytes);
 }
 
 }  // namespace morphserve

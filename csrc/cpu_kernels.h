@@ -16,10 +16,13 @@ bool checksum_supported();
 // The checksums of a contiguous CPU tensor's bytes, one per ``chunk_bytes`` (csrc/checksum.cpp).
 std::vector<int64_t> chunk_checksums(const torch::Tensor& tensor, int64_t chunk_bytes);
 
-// Copies bytes [begin, end) of ``source`` to the same bytes of ``destination`` (contiguous CPU tensors of equal size,
-// ``begin`` a multiple of ``chunk_bytes``) and returns the checksums of those chunks, as ``chunk_checksums`` gives them.
-std::vector<int64_t> copy_checksummed(torch::Tensor& destination, const torch::Tensor& source, int64_t begin,
-                                      int64_t end, int64_t chunk_bytes);
+// For each piece p, copies bytes [begins[p], ends[p]) of ``sources[p]`` to the same bytes of ``destinations[p]``
+// (contiguous CPU tensors of equal size, each begin a multiple of ``chunk_bytes``) and returns the checksums of those
+// chunks, as ``chunk_checksums`` gives them; all the pieces' chunks share the intra-op threads.
+std::vector<std::vector<int64_t>> copy_checksummed(const std::vector<torch::Tensor>& destinations,
+                                                   const std::vector<torch::Tensor>& sources,
+                                                   const std::vector<int64_t>& begins, const std::vector<int64_t>& ends,
+                                                   int64_t chunk_bytes);
 
 // x: [M, K], w: [N, K], float32, contiguous -> x @ w.T: [M, N]. Meant for small M (decode).
 torch::Tensor skinny_linear(const torch::Tensor& x, const torch::Tensor& w);

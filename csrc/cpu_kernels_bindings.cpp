@@ -7,8 +7,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("checksum_supported", &morphserve::checksum_supported);
   m.def("chunk_checksums", &morphserve::chunk_checksums, py::arg("tensor"), py::arg("chunk_bytes"),
         py::call_guard<py::gil_scoped_release>());
-  m.def("copy_checksummed", &morphserve::copy_checksummed, py::arg("destination"), py::arg("source"), py::arg("begin"),
-        py::arg("end"), py::arg("chunk_bytes"), py::call_guard<py::gil_scoped_release>());
+  m.def("copy_checksummed", &morphserve::copy_checksummed, py::arg("destinations"), py::arg("sources"),
+        py::arg("begins"), py::arg("ends"), py::arg("chunk_bytes"), py::call_guard<py::gil_scoped_release>());
   m.def("skinny_linear", &morphserve::skinny_linear, py::arg("x"), py::arg("w"),
         py::call_guard<py::gil_scoped_release>());
   m.def("int4_linear", &morphserve::int4_linear, py::arg("x"), py::arg("codes"), py::arg("params"),

@@ -1,15 +1,16 @@
 """Time this CPU engine's ops on this machine and write the simulator's ``cpu`` op table.
 
     python experiments/calibrate_cpu.py [--threads 2] [--out swiftllm/sim/op_tables/cpu_smollm2-135m.json]
-                                        [--machine-only]
+                                        [--swap-only]
 
 Times, on the embedded model's real weights: a decoder layer outside attention at FP / INT8 / INT4 by token count,
-decode and prefill attention (fitted), the LM head by sampled rows; this machine's read, CRC-32 and swap-copy (under
+decode and prefill attention (fitted), the LM head by sampled rows; this machine's read, checksum and swap-copy (under
 decode load) speeds; then replays the default synthetic burst online under the paper's policies (configs/figure.yaml)
 and static INT8 (so that every precision runs) and fits each step's period as
 ``sum_p layer_scale[p] * layers at p + other ops + step + per_sequence * D`` (experiments/calibration/step_fit.py).
-About 17 minutes on the 2-core machine; run it with nothing else running. ``--machine-only`` re-times only the
-machine speeds (a minute; after a change to the swap path) and keeps the table's op times and fit. The simulator's
+About 17 minutes on the 2-core machine; run it with nothing else running. ``--swap-only`` re-times only the swap
+copy and checksum speeds (half a minute; after a change to the swap path) and keeps the rest of the table: its op
+times, their fit and the read bandwidth measured beside them. The simulator's
 fidelity against real replays is measured by ``experiments/validate_sim.py``.
 """
 import argparse
@@ -55,14 +56,18 @@ def time_ops(engine) -> dict:
 
 
 def time_machine(engine) -> dict[str, float]:
-    logging.info("timing read, the checksum and the swap copy under decode load")
+    logging.info("timing the read bandwidth")
+    return {"read_gbs": read_gbs(), **time_swaps(engine), "threads": torch.get_num_threads()}
+
+
+def time_swaps(engine) -> dict[str, float]:
+    logging.info("timing the checksum and the swap copy under decode load")
     runtime = attach_morph(engine, MorphConfig(policy=None, int4_method="rtn"))
     try:
         copy = swap_copy_gbs_under_load(engine, runtime)
     finally:
         runtime.close()
-    return {"read_gbs": read_gbs(), "checksum_gbs": checksum_gbs(), "copy_gbs": copy,
-            "threads": torch.get_num_threads()}
+    return {"checksum_gbs": checksum_gbs(), "copy_gbs": copy}
 
 
 def fit_steps(ops: dict, model: dict) -> dict:
@@ -96,31 +101,32 @@ def fit_steps(ops: dict, model: dict) -> dict:
 
 def provenance(args) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    flags = " --machine-only" if args.machine_only else ""
+    flags = " --swap-only" if args.swap_only else ""
     return {"date": datetime.date.today().isoformat(), "commit": commit, "processor": platform.processor(),
             "machine": platform.machine(),
             "command": f"python experiments/calibrate_cpu.py --threads {args.threads}{flags}"}
 
 
-def retime_machine(engine, args) -> CpuOpTable:
-    """The table at ``args.out`` with its machine speeds timed again; its provenance says which parts are from when."""
+def retime_swaps(engine, args) -> CpuOpTable:
+    """The table at ``args.out`` with its swap copy and checksum speeds timed again; its provenance says which parts
+    are from when."""
     table = load_cpu_op_table(args.out)
-    return dataclasses.replace(table, machine=time_machine(engine),
-                               provenance={**table.provenance, "machine_speeds": provenance(args)})
+    return dataclasses.replace(table, machine={**table.machine, **time_swaps(engine)},
+                               provenance={**table.provenance, "swap_speeds": provenance(args)})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(Path(OP_TABLE_DIR) / "cpu_smollm2-135m.json"))
-    parser.add_argument("--machine-only", action="store_true",
-                        help="re-time only the machine speeds of the table at --out, keeping its op times and fit")
+    parser.add_argument("--swap-only", action="store_true",
+                        help="re-time only the swap copy and checksum speeds of the table at --out, keeping the rest")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     engine = build_engine(ReplayConfig(plots=False))
-    if args.machine_only:
-        table = retime_machine(engine, args)
+    if args.swap_only:
+        table = retime_swaps(engine, args)
     else:
         model = {"name": engine.model_config.name, **{f: getattr(engine.model_config, f) for f in SHAPE_FIELDS}}
         ops = time_ops(engine)

@@ -4,8 +4,8 @@ The decode takes both cores. A background thread copying a layer takes a core fr
 wait for each other at every barrier (a swap in flight stalled the decode by up to 20 %); a thread at the lowest
 priority only gets the cores' idle moments, of which a decode has none (a 4-layer lowering took half a second). So
 the copy runs on the step loop itself, on the intra-op threads the step left idle, in slices (a copy of at most
-``COPY_SLICE_BYTES`` of one tensor, checksummed as it is copied: a variant is read once, not verified and then
-copied), until the boundary's budget is spent: ``step_share`` of the wall time since the previous
+``COPY_SLICE_BYTES``, small tensors together, checksummed as it is copied: a variant is read once, not verified and
+then copied), until the boundary's budget is spent: ``step_share`` of the wall time since the previous
 boundary (the step that just ran), at least ``MIN_BOUNDARY_SECONDS`` and one slice. A boundary after a step that ran
 nothing, and ``finish`` (the runtime waiting for its swaps between steps), run everything.
 
@@ -67,6 +67,8 @@ class SlicedTicket:
 
 
 class CpuSwapCopier(SwapCopier):
+    checks_copies = True
+
     def __init__(self, slots: WeightSlots, step_share: float = DEFAULT_STEP_SHARE):
         if not 0 < step_share <= 1:
             raise ValueError(f"the swap's share of each step must lie in (0, 1], got {step_share}")
@@ -83,8 +85,6 @@ class CpuSwapCopier(SwapCopier):
         self._queue.append(ticket)
         return ticket
 
-    checks_copies = True
-
     def copy(self, i: int, variant: LayerWeights, checksums: Checksums) -> Ticket:
         """Copy ``variant`` into slot ``i`` in slices; the ticket ends with ``CorruptVariantError`` if the bytes copied
         do not match ``checksums``."""
@@ -93,7 +93,8 @@ class CpuSwapCopier(SwapCopier):
     def _checked_copy(self, i: int, variant: LayerWeights, checksums: Checksums) -> Iterator[int]:
         copied: dict[str, list[int]] = {name: [] for name in checksums}
         for piece in self.slots.copy_slices(i, variant):
-            copied[piece.name] += piece.checksums
+            for name, chunks in piece.checksums.items():
+                copied[name] += chunks
             yield piece.nbytes
         for name, expected in checksums.items():
             if tuple(copied[name]) != expected:

@@ -17,7 +17,7 @@ from swiftllm.quant.variants import quantize_layer_rtn
 from swiftllm.quant.variant_cache import load_variant, model_fingerprint
 from swiftllm.worker.weight import dense_layer
 from swiftllm.worker.weight_loader import load_model
-from swiftllm.worker.weight_slots import SLOT_ALIGNMENT, SlotLayout, WeightSlots
+from swiftllm.worker.weight_slots import COPY_SLICE_BYTES, SLOT_ALIGNMENT, SlotLayout, WeightSlots
 from tests.test_memory_arena import rss_bytes
 
 FP, INT8, INT4 = Precision.FP, Precision.INT8, Precision.INT4
@@ -83,6 +83,24 @@ def test_slot_views_hold_the_variant_bytes_at_aligned_offsets(model):
         assert all(p.offset % SLOT_ALIGNMENT == 0 for p in SlotLayout.of(variant).placements)
         x = torch.randn(5, 64)
         assert torch.equal(views.qkv_proj(x), variant.qkv_proj(x))
+
+
+@pytest.mark.parametrize("which", ["big fp32", "tiny int4"])
+def test_copy_slices_group_small_tensors_split_large_ones_and_give_each_tensors_checksums(model, which):
+    layer = _big_layer() if which == "big fp32" else model[1].layer(0, INT4)
+    slots = WeightSlots([layer], "cpu")
+    slots.commit(0, slots.slot_bytes[0])
+    pieces = list(slots.copy_slices(0, layer))
+    assert all(0 < piece.nbytes <= COPY_SLICE_BYTES for piece in pieces)
+    assert sum(piece.nbytes for piece in pieces) == layer.nbytes()
+    if which == "tiny int4":
+        assert len(pieces) == 1 and len(pieces[0].checksums) == len(layer.tensors())   # every tensor in one slice
+    copied = {name: [] for name in layer.tensors()}
+    for piece in pieces:
+        for name, chunks in piece.checksums.items():
+            copied[name] += chunks
+    assert {name: tuple(chunks) for name, chunks in copied.items()} == checksums(layer)
+    assert _layer_tensors_equal(slots.views(0, layer), layer.tensors())
 
 
 def test_a_released_tail_returns_memory_and_must_be_committed_before_reuse():

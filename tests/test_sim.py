@@ -108,6 +108,17 @@ def test_the_roofline_is_memory_bound_at_decode_and_compute_bound_at_prefill():
     assert ops.layer(2, "fp") < ops.layer(200, "fp") < ops.layer(2000, "fp")
 
 
+def test_the_time_scale_multiplies_every_step_and_must_be_positive(tiny_llama, tiny_cpu):
+    ops = CpuOps(load_cpu_op_table(tiny_cpu.op_table), load_model_config(tiny_llama))
+    sample = SamplingParams(max_tokens=4)
+    batch = WorkerBatch([SequenceChunk("a", [7] * 5, 0, [0, 1], sample), SequenceChunk("b", [9], 40, list(range(11)), sample)])
+    precisions = ["fp", "int4", "int8"]
+    assert CostModel(ops, time_scale=1.25).step_time(batch, precisions) == \
+        pytest.approx(1.25 * CostModel(ops).step_time(batch, precisions))
+    with pytest.raises(ValueError, match="time_scale must be finite and > 0"):
+        dataclasses.replace(tiny_cpu, time_scale=0.0)
+
+
 def test_speedup_curves_interpolate_on_log_tokens_and_hold_beyond_the_ends():
     curve = SpeedupCurve((1, 16, 256), (3.0, 2.0, 1.0))
     assert (curve.at(1), curve.at(16), curve.at(4), curve.at(64), curve.at(10_000)) == (3.0, 2.0, 2.5, 1.5, 1.0)

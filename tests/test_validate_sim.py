@@ -1,8 +1,10 @@
 """experiments/validate_sim.py's comparison: the real runs' spread and the simulation's error against their mean,
 on hand-made figures."""
+import math
+
 import pytest
 
-from experiments.validate_sim import FIGURES, compare
+from experiments.validate_sim import FIGURES, compare, error_summary
 
 
 def _figures(value: float) -> dict:
@@ -25,3 +27,15 @@ def test_one_real_run_has_no_spread_and_a_zero_figure_is_exact_or_infinitely_off
     assert rows["morph_transitions"]["error_pct"] == 0.0
     off = {r["figure"]: r for r in compare([real], _figures(40.0) | {"morph_transitions": 3})}
     assert off["morph_transitions"]["error_pct"] == float("inf")
+
+
+def test_the_simulation_at_the_probed_speed_gets_its_own_error_and_summaries_skip_what_was_not_measured():
+    rows = compare([_figures(90.0), _figures(110.0)], _figures(130.0), _figures(102.0), time_scale=0.8)
+    for row in rows:
+        assert row["error_pct"] == pytest.approx(30.0) and row["time_scale"] == 0.8
+        assert (row["sim_probed"], row["error_probed_pct"]) == (102.0, pytest.approx(2.0))
+    unprobed = compare([_figures(90.0)], _figures(99.0))
+    assert all(math.isnan(r["error_probed_pct"]) and math.isnan(r["time_scale"]) for r in unprobed)
+    summary = error_summary([-30.0, 5.0, float("nan")], "probed_")
+    assert summary == {"probed_mean_abs_error_pct": 17.5, "probed_max_abs_error_pct": 30.0, "probed_within_10_pct": 1}
+    assert math.isnan(error_summary([float("nan")], "")["mean_abs_error_pct"])

@@ -96,6 +96,7 @@ class HardwareSection:
     checksum_gbs: float = 1.0
     step_overhead_s: float = 0.0
     sequence_overhead_s: float = 0.0
+    time_scale: float = 1.0
     int8_speedup: SpeedupSection | None = None
     int4_speedup: SpeedupSection | None = None
     profile_dir: str | None = None

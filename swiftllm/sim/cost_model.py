@@ -108,11 +108,16 @@ class ProfiledOps(RooflineOps):
 
 
 class CostModel:
-    def __init__(self, ops: OpTimes):
+    def __init__(self, ops: OpTimes, time_scale: float = 1.0):
+        """``time_scale``: every step time x this (``HardwareSpec.time_scale``)."""
         self.ops = ops
+        self.time_scale = time_scale
 
     def step_time(self, batch: WorkerBatch, precisions: Sequence[str]) -> float:
         """Seconds one step of ``batch`` takes with decoder layer ``i`` at ``precisions[i]``."""
+        return self.time_scale * self._unscaled_step_time(batch, precisions)
+
+    def _unscaled_step_time(self, batch: WorkerBatch, precisions: Sequence[str]) -> float:
         if not batch.chunks:
             return self.ops.overhead(0)
         num_tokens = batch.num_tokens

@@ -58,6 +58,7 @@ class HardwareSpec:
     int4_speedup: SpeedupCurve | None = None
     step_overhead_s: float = 0.0        # per step, outside the model's ops (scheduling, launches, sampling setup)
     sequence_overhead_s: float = 0.0    # per sequence in the batch (its bookkeeping and sampling)
+    time_scale: float = 1.0             # every predicted step time x this (a machine slower or faster than profiled)
     profile_dir: str | None = None      # Vidur operator tables (``<gpu>_<org>_<model>.mlp.csv``), if any
     profile_gpu: str | None = None      # the GPU name in those file names
     op_table: str | None = None         # CPU: timed ops (experiments/calibrate_cpu.py), a name in swiftllm/sim/op_tables
@@ -66,7 +67,7 @@ class HardwareSpec:
     def __post_init__(self):
         if self.dtype not in DTYPE_BYTES:
             raise ValueError(f"hardware {self.name}: dtype must be one of {sorted(DTYPE_BYTES)}, got {self.dtype!r}")
-        for name in ("memory_gib", "peak_tflops", "memory_bandwidth_gbs", "host_link_gbs", "checksum_gbs"):
+        for name in ("memory_gib", "peak_tflops", "memory_bandwidth_gbs", "host_link_gbs", "checksum_gbs", "time_scale"):
             _positive(self.name, name, getattr(self, name))
         for name in ("memory_fraction", "compute_efficiency", "memory_efficiency"):
             value = getattr(self, name)

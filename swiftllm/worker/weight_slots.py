@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from swiftllm.worker.kernels.cpu_kernels import CHECKSUM_CHUNK_BYTES, copy_checksummed
+from swiftllm.worker.kernels.cpu_kernels import CHECKSUM_CHUNK_BYTES, CopyPiece, copy_checksummed
 from swiftllm.worker.kv_cache import REGION_ALIGNMENT, make_usable, round_up
 from swiftllm.worker.memory_arena import MemoryArena, copy_into
 from swiftllm.worker.weight import LayerWeights
@@ -28,10 +28,9 @@ assert COPY_SLICE_BYTES % CHECKSUM_CHUNK_BYTES == 0, "a copy slice must end wher
 
 @dataclass(frozen=True, slots=True)
 class CopiedSlice:
-    """A piece of one tensor copied into a slot by ``copy_slices``, with its checksums."""
-    name: str                  # the tensor's name in ``LayerWeights.tensors()``
+    """Tensors or pieces of one copied into a slot by ``copy_slices``, with their checksums."""
     nbytes: int
-    checksums: list[int]       # of the piece's ``CHECKSUM_CHUNK_BYTES`` chunks
+    checksums: dict[str, list[int]]    # tensor name (``LayerWeights.tensors()``) -> its pieces' chunk checksums
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +86,33 @@ class WeightSlots:
             copy_into(destination, source)
 
     def copy_slices(self, i: int, variant: LayerWeights) -> Iterator[CopiedSlice]:
-        """CPU: ``copy_in`` a piece at a time, each piece checksummed as it is copied (one pass over the bytes):
-        yields a ``CopiedSlice`` after every ``COPY_SLICE_BYTES`` of a tensor or less (the slot is whole once the
-        iterator is exhausted). A tensor's pieces' checksums, in order, are its ``tensor_checksums``."""
+        """CPU: ``copy_in`` a slice at a time, checksumming the bytes as they are copied (one pass over them): yields a
+        ``CopiedSlice`` after every ``COPY_SLICE_BYTES`` or less (small tensors together, a larger one in pieces of
+        its own; the slot is whole once the iterator is exhausted). A tensor's checksums, in order, are its
+        ``tensor_checksums``."""
         if self.arena.device.type != "cpu":
             raise ValueError(f"copy_slices copies into a CPU arena, this one is on {self.arena.device}")
+        for names, pieces in self._slices(i, variant):
+            checksums = copy_checksummed(pieces)
+            yield CopiedSlice(sum(end - begin for _, _, begin, end in pieces), dict(zip(names, checksums)))
+
+    def _slices(self, i: int, variant: LayerWeights) -> Iterator[tuple[list[str], list[CopyPiece]]]:
+        """The pieces of ``variant``'s tensors, grouped into slices of at most ``COPY_SLICE_BYTES``: (tensor names,
+        pieces); a tensor appears at most once in a slice."""
+        names: list[str] = []
+        pieces: list[CopyPiece] = []
+        size = 0
         for name, destination, source in self._copies(i, variant):
-            nbytes = source.nbytes
-            for start in range(0, nbytes, COPY_SLICE_BYTES):
-                end = min(start + COPY_SLICE_BYTES, nbytes)
-                yield CopiedSlice(name, end - start, copy_checksummed(destination, source, start, end))
+            for begin in range(0, source.nbytes, COPY_SLICE_BYTES):
+                end = min(begin + COPY_SLICE_BYTES, source.nbytes)
+                if pieces and size + end - begin > COPY_SLICE_BYTES:
+                    yield names, pieces
+                    names, pieces, size = [], [], 0
+                names.append(name)
+                pieces.append((destination, source, begin, end))
+                size += end - begin
+        if pieces:
+            yield names, pieces
 
     def _copies(self, i: int, variant: LayerWeights) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
         """(name, its place in slot ``i``, the variant's tensor) for each tensor of ``variant``, contiguous; the slot

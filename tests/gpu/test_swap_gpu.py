@@ -3,6 +3,7 @@ FP -> INT4 -> FP leave the slots bit-identical to the pinned masters, attach hol
 beyond the weights (defect 1), and swaps during 32-request decoding keep provenance right and produce no NaN."""
 import torch
 
+from morph.layer_store import checksums
 from morph.plan import MorphPlan, Precision
 from morph.runtime import MorphConfig, attach_morph
 from morph.swap_copy import CudaSwapCopier
@@ -35,7 +36,7 @@ def test_the_copy_waits_for_work_already_queued_on_the_compute_stream(cuda):
     marker = slots.arena.view(slots.offsets[0], (slots.slot_bytes[0] // 4,), torch.int32)
     torch.cuda._sleep(SLEEP_CYCLES)                     # the compute stream is busy ...
     marker.fill_(7)                                     # ... then writes the slot (a step still reading / writing it)
-    ticket = copier.copy(0, host)                       # the copy must land after that write
+    ticket = copier.copy(0, host, checksums(host))      # the copy must land after that write
     ticket.wait()
     torch.cuda.synchronize(cuda)
     copier.close()

@@ -1,6 +1,7 @@
 """The C++ CPU kernels (``csrc/cpu_kernels.h``): fp32, INT8 and INT4 decode GEMVs, paged decode attention, elementwise
 decoder ops (AVX2 + FMA), and the layer store's checksums (SSE4.2 + AVX2)."""
 import zlib
+from collections.abc import Sequence
 from functools import cache
 from types import ModuleType
 
@@ -40,14 +41,21 @@ def tensor_checksums(tensor: torch.Tensor) -> tuple[int, ...]:
                  for start in range(0, len(data), CHECKSUM_CHUNK_BYTES))
 
 
-def copy_checksummed(destination: torch.Tensor, source: torch.Tensor, begin: int, end: int) -> list[int]:
-    """Copy bytes [begin, end) of ``source`` to the same bytes of ``destination`` (contiguous CPU tensors of equal byte
-    size, ``begin`` a multiple of ``CHECKSUM_CHUNK_BYTES``) and return those chunks' checksums, as
-    ``tensor_checksums`` gives them: in one pass over the bytes, on torch's intra-op threads, where the CPU has SSE4.2
-    and AVX2."""
+CopyPiece = tuple[torch.Tensor, torch.Tensor, int, int]   # (destination, source, begin, end): bytes [begin, end)
+
+
+def copy_checksummed(pieces: Sequence[CopyPiece]) -> list[list[int]]:
+    """For each piece, copy bytes [begin, end) of ``source`` to the same bytes of ``destination`` (contiguous CPU
+    tensors of equal byte size, ``begin`` a multiple of ``CHECKSUM_CHUNK_BYTES``) and return those chunks' checksums,
+    as ``tensor_checksums`` gives them: in one pass over the bytes, all the pieces' chunks on torch's intra-op threads,
+    where the CPU has SSE4.2 and AVX2."""
     extension = checksum_kernels()
     if extension is not None:
-        return extension.copy_checksummed(destination, source, begin, end, CHECKSUM_CHUNK_BYTES)
-    into = destination.view(-1).view(torch.uint8)[begin:end]
-    copy_into(into, source.view(-1).view(torch.uint8)[begin:end])
-    return list(tensor_checksums(into))
+        destinations, sources, begins, ends = zip(*pieces) if pieces else ((), (), (), ())
+        return extension.copy_checksummed(destinations, sources, begins, ends, CHECKSUM_CHUNK_BYTES)
+    copied = []
+    for destination, source, begin, end in pieces:
+        into = destination.view(-1).view(torch.uint8)[begin:end]
+        copy_into(into, source.view(-1).view(torch.uint8)[begin:end])
+        copied.append(list(tensor_checksums(into)))
+    return copied
