@@ -9,11 +9,12 @@ For every window x policy and figure (P50 / P95 TTFT, mean / P99 TPOT, output th
 transitions) it prints the two real runs, their spread, the simulation and its error against the real runs' mean;
 then the mean absolute error over all figures. Writes ``validate_sim.{csv,json}``.
 
-This virtual machine's memory bandwidth drifts by about 20 % over minutes, and a decode step streams the weights, so
-the real engine's speed drifts with it. Beside each real run the script measures the 2-thread read bandwidth (before
-and after the replay) and simulates each window and policy twice: at the op table's speed, and with every step time
-scaled by the table's read bandwidth over the mean of the real runs' probes (``hardware.time_scale``): the
-simulator's error at the speed the machine had. The Azure windows need the
+This virtual machine's speed drifts by 20 % and more over minutes and hours (steal time, memory bandwidth), and the
+real engine's with it. Beside each real run the script times the op the table is mostly made of, an FP decoder layer
+over ``PROBE_TOKENS`` rows (``layer_seconds``, as the calibration timed it; before and after the replay), and
+simulates each window and policy twice: at the op table's speed, and with every step time scaled by the mean of the
+real runs' probes over the table's time for that op (``hardware.time_scale``): the simulator's error at the speed
+the machine had. The Azure windows need the
 shared traces (``MORPHSERVE_SHARED``, default ``../shared``). Each real run takes one to two minutes; ``--reuse``
 loads runs already saved under ``--out`` by this same code (the committed sources and their uncommitted changes)
 instead of replaying them.
@@ -23,17 +24,23 @@ import copy
 import json
 import math
 import statistics
+from functools import cache
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from experiments.calibration.machine import read_gbs
+from experiments.calibration.op_timing import layer_seconds
 from experiments.metrics import format_table, write_report
 from experiments.replay.config import ReplayConfig
 from experiments.replay.run import ReplayResult, run_replay
 from experiments.replay.saved_runs import load_if_current
 from experiments.replay.figures import paper_policies, register_schemas
+from swiftllm.model_config import LlamaModelConfig
+from swiftllm.sim.cpu_ops import load_cpu_op_table
+from swiftllm.sim.hardware import HardwareSpec, interpolate
+from swiftllm.worker.weight import LayerWeights
+from swiftllm.worker.weight_loader import load_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FIGURES = ("median_ttft_ms", "p95_ttft_ms", "mean_tpot_ms", "p99_tpot_ms", "output_throughput", "peak_kv_blocks",
@@ -42,6 +49,25 @@ WINDOWS = ("azure_code", "azure_conv", "synthetic_burst")
 
 
 PROBE_FILE = "speed_probe.json"
+PROBE_TOKENS = 16          # rows of the probed layer: a decode batch of this window's size
+
+
+@cache
+def _embedded_layers() -> tuple[list[LayerWeights], LlamaModelConfig]:
+    cfg, weights = load_model("embedded")
+    return weights.layers, cfg
+
+
+def layer_probe_seconds() -> float:
+    """This machine's time now for an FP decoder layer over ``PROBE_TOKENS`` rows, outside attention."""
+    layers, cfg = _embedded_layers()
+    return layer_seconds(layers, cfg, PROBE_TOKENS)
+
+
+def table_layer_seconds(hardware: HardwareSpec) -> float:
+    """The op table's time for the probed op."""
+    table = load_cpu_op_table(hardware.op_table)
+    return interpolate(table.layer_tokens, table.layer_seconds["fp"], PROBE_TOKENS)
 
 
 def replay_config(window: str, policy: str, backend: str, out_dir: Path, time_scale: float = 1.0) -> ReplayConfig:
@@ -52,17 +78,17 @@ def replay_config(window: str, policy: str, backend: str, out_dir: Path, time_sc
 
 
 def probed_real_run(cfg: ReplayConfig, reuse: bool) -> tuple[dict, float]:
-    """A real run's figures and the machine's read bandwidth beside it (GB/s, the mean of a probe before and after
-    the replay, kept in the run's folder; NaN for a reused run saved without one)."""
+    """A real run's figures and the probed layer time beside it (s, the mean of a probe before and after the replay,
+    kept in the run's folder; NaN for a reused run saved without one)."""
     probe_path = Path(cfg.output_dir) / PROBE_FILE
     saved = load_if_current(cfg) if reuse else None
     if saved is not None:
-        probe = json.loads(probe_path.read_text())["read_gbs"] if probe_path.exists() else float("nan")
+        probe = json.loads(probe_path.read_text())["layer_seconds"] if probe_path.exists() else float("nan")
         return saved.row, probe
-    before = read_gbs()
+    before = layer_probe_seconds()
     result = run_replay(copy.deepcopy(cfg))
-    probe = statistics.fmean([before, read_gbs()])
-    probe_path.write_text(json.dumps({"read_gbs": probe}) + "\n")
+    probe = statistics.fmean([before, layer_probe_seconds()])
+    probe_path.write_text(json.dumps({"layer_seconds": probe, "tokens": PROBE_TOKENS}) + "\n")
     return result.row, probe
 
 
@@ -112,7 +138,7 @@ def validate(window: str, policy: str, base: Path, real_runs: int, reuse: bool) 
     real, probes = [row for row, _ in runs], [probe for _, probe in runs]
     sim_cfg = replay_config(window, policy, "sim", base / "sim")
     sim = replay_or_reuse(sim_cfg, reuse).row
-    time_scale = sim_cfg.hardware.spec().memory_bandwidth_gbs / statistics.fmean(probes)
+    time_scale = statistics.fmean(probes) / table_layer_seconds(sim_cfg.hardware.spec())
     probed = None
     if math.isfinite(time_scale):
         probed = replay_or_reuse(replay_config(window, policy, "sim", base / "sim-probed", time_scale), reuse).row
