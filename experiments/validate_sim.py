@@ -14,10 +14,11 @@ real engine's with it. Beside each real run the script times the op the table is
 over ``PROBE_TOKENS`` rows (``layer_seconds``, as the calibration timed it; before and after the replay), and
 simulates each window and policy twice: at the op table's speed, and with every step time scaled by the mean of the
 real runs' probes over the table's time for that op (``hardware.time_scale``): the simulator's error at the speed
-the machine had. The Azure windows need the
-shared traces (``MORPHSERVE_SHARED``, default ``../shared``). Each real run takes one to two minutes; ``--reuse``
-loads runs already saved under ``--out`` by this same code (the committed sources and their uncommitted changes)
-instead of replaying them.
+the machine had.
+
+The Azure windows need the shared traces (``MORPHSERVE_SHARED``, default ``../shared``). Each real run takes one to
+two minutes; ``--reuse`` loads runs already saved under ``--out`` by this same code (the committed sources and their
+uncommitted changes) instead of replaying them.
 """
 import argparse
 import copy
