@@ -2,8 +2,8 @@
 // consecutive bytes, and a copy that computes them in the same pass over the bytes (a CPU swap reads its variant
 // once). A chunk's checksum is CRC-32C (the SSE4.2 instruction) in four lanes at once, so the instruction's
 // three-cycle latency is hidden, then CRC-32C of the four results and the tail's: any change of a single bit changes
-// it. It is this project's own checksum (not a standard CRC of the buffer), computed the same way
-// every time; the chunks run on torch's intra-op threads.
+// it. It is this project's own checksum (not a standard CRC of the buffer), computed the same way every time; the
+// chunks run on torch's intra-op threads.
 #include "cpu_kernels.h"
 
 #include <ATen/Parallel.h>
@@ -29,9 +29,9 @@ __attribute__((target("sse4.2"))) uint32_t crc_bytes(uint32_t crc, const uint8_t
 
 // The checksum of the ``size`` bytes at ``source``: four CRC-32C lanes over its 8-byte words in turn (lane j takes
 // words j, j + 4, j + 8, ...), so each 32-byte block feeds the four lanes, then CRC-32C of the lanes and of the bytes
-// past the last whole block. With kCopy the bytes are also copied to ``destination`` as they are read; whole blocks with
-// non-temporal stores where ``destination`` is 32-byte aligned (the copy is not read back soon), so the copy does
-// not read the destination's old bytes first.
+// past the last whole block. With kCopy the bytes are also copied to ``destination`` as they are read; whole blocks
+// with non-temporal stores where ``destination`` is 32-byte aligned (the copy is not read back soon), so the copy
+// does not read the destination's old bytes first.
 template <bool kCopy>
 __attribute__((target("sse4.2,avx2"))) uint32_t chunk_checksum(const uint8_t* source, uint8_t* destination,
                                                                 int64_t size) {

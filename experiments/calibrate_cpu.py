@@ -10,8 +10,8 @@ and static INT8 (so that every precision runs) and fits each step's period as
 ``sum_p layer_scale[p] * layers at p + other ops + step + per_sequence * D`` (experiments/calibration/step_fit.py).
 About 17 minutes on the 2-core machine; run it with nothing else running. ``--swap-only`` re-times only the swap
 copy and checksum speeds (half a minute; after a change to the swap path) and keeps the rest of the table: its op
-times, their fit and the read bandwidth measured beside them. The simulator's
-fidelity against real replays is measured by ``experiments/validate_sim.py``.
+times, their fit and the read bandwidth measured beside them. The simulator's fidelity against real replays is
+measured by ``experiments/validate_sim.py``.
 """
 import argparse
 import dataclasses
