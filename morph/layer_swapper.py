@@ -184,13 +184,7 @@ class LayerSwapper:
                 swap.verify_seconds = swap.ticket.seconds()
                 self._start_copy(swap, swap.target, "copy")
             elif swap.phase == "copy" and error is not None:
-                swap.failure, swap.refused = error, isinstance(error, CorruptVariantError)
-                if swap.refused:
-                    logger.warning("swap of layer %d to %s refused: %s", swap.layer, swap.target.value, error)
-                else:
-                    logger.error("copy of layer %d to %s failed, rolling back: %s", swap.layer, swap.target.value,
-                                 error)
-                self._start_copy(swap, swap.source, "rollback")
+                self._roll_back(swap, error)
             else:
                 return self._settle(swap, error)
         return None
@@ -210,8 +204,17 @@ class LayerSwapper:
         self.install(i, self.copier.interim(i, self.store.layer(i, source), ticket))
         return _Swap(i, source, target, ticket, phase="copy", bytes_copied=self.variant_bytes(i, target))
 
+    def _roll_back(self, swap: _Swap, error: BaseException) -> None:
+        """The copy failed (a checked copy: the target's checksum; it then ends REFUSED): copy the source back."""
+        swap.failure, swap.refused = error, isinstance(error, CorruptVariantError)
+        if swap.refused:
+            _log_refusal(swap, error)
+        else:
+            logger.error("copy of layer %d to %s failed, rolling back: %s", swap.layer, swap.target.value, error)
+        self._start_copy(swap, swap.source, "rollback")
+
     def _refuse(self, swap: _Swap, error: BaseException) -> SwapOutcome:
-        logger.warning("swap of layer %d to %s refused: %s", swap.layer, swap.target.value, error)
+        _log_refusal(swap, error)
         self._hold(swap.layer, swap.source)
         return self._outcome(swap, REFUSED, 0.0, str(error))
 
@@ -245,3 +248,7 @@ class LayerSwapper:
     def _outcome(swap: _Swap, status: str, copy_seconds: float, error: str | None) -> SwapOutcome:
         return SwapOutcome(swap.layer, swap.source, swap.target, status, swap.bytes_copied, swap.verify_seconds,
                            copy_seconds, error)
+
+
+def _log_refusal(swap: _Swap, error: BaseException) -> None:
+    logger.warning("swap of layer %d to %s refused: %s", swap.layer, swap.target.value, error)
