@@ -10,11 +10,12 @@ transitions) it prints the two real runs, their spread, the simulation and its e
 then the mean absolute error over all figures. Writes ``validate_sim.{csv,json}``.
 
 This virtual machine's speed drifts by 20 % and more over minutes and hours (steal time, memory bandwidth), and the
-real engine's with it. Beside each real run the script times the op the table is mostly made of, an FP decoder layer
-over ``PROBE_TOKENS`` rows (``layer_seconds``, as the calibration timed it; before and after the replay), and
-simulates each window and policy twice: at the op table's speed, and with every step time scaled by the mean of the
-real runs' probes over the table's time for that op (``hardware.time_scale``): the simulator's error at the speed
-the machine had.
+real engine's with it, and not equally for every precision (FP layers stream their weights; INT4 and INT8 layers
+spend more of their time unpacking). Beside each real run the script times the op the table is mostly made of, a
+decoder layer over ``PROBE_TOKENS`` rows at each precision (``layer_seconds``, as the calibration timed it; before
+and after the replay), and simulates each window and policy twice: at the op table's speed, and at the speed probed
+beside the real runs: every step time x the FP probe over the table's FP layer (``hardware.time_scale``), and each
+quantized precision's layers x its own probe's ratio over that (``hardware.layer_time_scales``).
 
 The Azure windows need the shared traces (``MORPHSERVE_SHARED``, default ``../shared``). Each real run takes one to
 two minutes; ``--reuse`` loads runs already saved under ``--out`` by this same code (the committed sources and their
@@ -38,6 +39,9 @@ from experiments.replay.run import ReplayResult, run_replay
 from experiments.replay.saved_runs import load_if_current
 from experiments.replay.figures import paper_policies, register_schemas
 from swiftllm.model_config import LlamaModelConfig
+from swiftllm.quant.model_quantizer import quantize_model
+from swiftllm.quant.spec import VariantSpec
+from swiftllm.server.engine import FULL_PRECISION, LAYER_PRECISIONS
 from swiftllm.sim.cpu_ops import load_cpu_op_table
 from swiftllm.sim.hardware import HardwareSpec, interpolate
 from swiftllm.worker.weight import LayerWeights
@@ -47,6 +51,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FIGURES = ("median_ttft_ms", "p95_ttft_ms", "mean_tpot_ms", "p99_tpot_ms", "output_throughput", "peak_kv_blocks",
            "morph_transitions")
 WINDOWS = ("azure_code", "azure_conv", "synthetic_burst")
+QUANTIZED = LAYER_PRECISIONS[1:]
 
 
 PROBE_FILE = "speed_probe.json"
@@ -54,41 +59,57 @@ PROBE_TOKENS = 16          # rows of the probed layer: a decode batch of this wi
 
 
 @cache
-def _embedded_layers() -> tuple[list[LayerWeights], LlamaModelConfig]:
+def _embedded_layers() -> tuple[dict[str, list[LayerWeights]], LlamaModelConfig]:
+    """The embedded model's decoder layers at each precision (INT4: RTN g128, as ``calibrate_cpu.py`` times them)."""
     cfg, weights = load_model("embedded")
-    return weights.layers, cfg
+    return {FULL_PRECISION: list(weights.layers), "int8": quantize_model(weights, cfg, VariantSpec("int8")),
+            "int4": quantize_model(weights, cfg, VariantSpec("rtn", 128))}, cfg
 
 
-def layer_probe_seconds() -> float:
-    """This machine's time now for an FP decoder layer over ``PROBE_TOKENS`` rows, outside attention."""
+def layer_probe_seconds() -> dict[str, float]:
+    """This machine's time now for a decoder layer over ``PROBE_TOKENS`` rows outside attention, per precision."""
     layers, cfg = _embedded_layers()
-    return layer_seconds(layers, cfg, PROBE_TOKENS)
+    return {precision: layer_seconds(variant, cfg, PROBE_TOKENS) for precision, variant in layers.items()}
 
 
-def table_layer_seconds(hardware: HardwareSpec) -> float:
-    """The op table's time for the probed op."""
+def table_layer_seconds(hardware: HardwareSpec) -> dict[str, float]:
+    """The op table's time for the probed op, per precision."""
     table = load_cpu_op_table(hardware.op_table)
-    return interpolate(table.layer_tokens, table.layer_seconds["fp"], PROBE_TOKENS)
+    return {precision: interpolate(table.layer_tokens, seconds, PROBE_TOKENS)
+            for precision, seconds in table.layer_seconds.items()}
 
 
-def replay_config(window: str, policy: str, backend: str, out_dir: Path, time_scale: float = 1.0) -> ReplayConfig:
+def probed_scales(probes: list[dict[str, float]], table: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """``hardware.time_scale`` (the real runs' mean FP probe over the table's FP layer) and
+    ``hardware.layer_time_scales`` (each quantized precision's mean probe over its table time, relative to that)."""
+    ratio = {precision: statistics.fmean(p[precision] for p in probes) / table[precision] for precision in probes[0]}
+    time_scale = ratio[FULL_PRECISION]
+    return time_scale, {precision: r / time_scale for precision, r in ratio.items() if precision != FULL_PRECISION}
+
+
+def replay_config(window: str, policy: str, backend: str, out_dir: Path, time_scale: float = 1.0,
+                  layer_time_scales: dict[str, float] | None = None) -> ReplayConfig:
+    layer_scales = [f"hardware.layer_time_scales.{precision}={scale}"
+                    for precision, scale in (layer_time_scales or {}).items()]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
         raw = compose("config", overrides=[f"trace={window}", f"policy={policy}", f"backend={backend}", "dataset=random",
-                                           "plots=false", f"output_dir={out_dir}", f"hardware.time_scale={time_scale}"])
+                                           "plots=false", f"output_dir={out_dir}", f"hardware.time_scale={time_scale}",
+                                           *layer_scales])
     return OmegaConf.to_object(raw)
 
 
-def probed_real_run(cfg: ReplayConfig, reuse: bool) -> tuple[dict, float]:
-    """A real run's figures and the probed layer time beside it (s, the mean of a probe before and after the replay,
-    kept in the run's folder; NaN for a reused run saved without one)."""
+def probed_real_run(cfg: ReplayConfig, reuse: bool) -> tuple[dict, dict[str, float] | None]:
+    """A real run's figures and the probed layer times beside it (s per precision, the mean of a probe before and
+    after the replay, kept in the run's folder; None for a reused run saved without them)."""
     probe_path = Path(cfg.output_dir) / PROBE_FILE
     saved = load_if_current(cfg) if reuse else None
     if saved is not None:
-        probe = json.loads(probe_path.read_text())["layer_seconds"] if probe_path.exists() else float("nan")
+        probe = json.loads(probe_path.read_text())["layer_seconds"] if probe_path.exists() else None
         return saved.row, probe
     before = layer_probe_seconds()
     result = run_replay(copy.deepcopy(cfg))
-    probe = statistics.fmean([before, layer_probe_seconds()])
+    after = layer_probe_seconds()
+    probe = {precision: statistics.fmean([before[precision], after[precision]]) for precision in before}
     probe_path.write_text(json.dumps({"layer_seconds": probe, "tokens": PROBE_TOKENS}) + "\n")
     return result.row, probe
 
@@ -99,10 +120,13 @@ def replay_or_reuse(cfg: ReplayConfig, reuse: bool) -> ReplayResult:
     return saved or run_replay(copy.deepcopy(cfg))
 
 
-def compare(real: list[dict], sim: dict, probed: dict | None = None, time_scale: float = float("nan")) -> list[dict]:
+def compare(real: list[dict], sim: dict, probed: dict | None = None, time_scale: float = float("nan"),
+            layer_time_scales: dict[str, float] | None = None) -> list[dict]:
     """One row per figure: the real values, their spread and the simulation's error against their mean (in %); with
-    ``probed`` (the simulation at ``time_scale``, the speed probed beside the real runs) its value and error too (NaN
-    without)."""
+    ``probed`` (the simulation at ``time_scale`` and ``layer_time_scales``, the speed probed beside the real runs) its
+    value and error too (NaN without)."""
+    scales = {f"{precision}_layer_scale": (layer_time_scales or {}).get(precision, float("nan"))
+              for precision in QUANTIZED}
     rows = []
     for figure in FIGURES:
         values = [r[figure] for r in real]
@@ -111,7 +135,7 @@ def compare(real: list[dict], sim: dict, probed: dict | None = None, time_scale:
         probed_value = probed[figure] if probed is not None else float("nan")
         rows.append({"figure": figure, **{f"real_{i + 1}": v for i, v in enumerate(values)}, "real_spread_pct": spread,
                      "sim": sim[figure], "error_pct": _error_pct(sim[figure], mean), "time_scale": time_scale,
-                     "sim_probed": probed_value,
+                     **scales, "sim_probed": probed_value,
                      "error_probed_pct": _error_pct(probed_value, mean) if probed is not None else float("nan")})
     return rows
 
@@ -139,11 +163,11 @@ def validate(window: str, policy: str, base: Path, real_runs: int, reuse: bool) 
     real, probes = [row for row, _ in runs], [probe for _, probe in runs]
     sim_cfg = replay_config(window, policy, "sim", base / "sim")
     sim = replay_or_reuse(sim_cfg, reuse).row
-    time_scale = statistics.fmean(probes) / table_layer_seconds(sim_cfg.hardware.spec())
-    probed = None
-    if math.isfinite(time_scale):
-        probed = replay_or_reuse(replay_config(window, policy, "sim", base / "sim-probed", time_scale), reuse).row
-    return compare(real, sim, probed, time_scale)
+    if None in probes:
+        return compare(real, sim)
+    time_scale, layer_scales = probed_scales(probes, table_layer_seconds(sim_cfg.hardware.spec()))
+    probed_cfg = replay_config(window, policy, "sim", base / "sim-probed", time_scale, layer_scales)
+    return compare(real, sim, replay_or_reuse(probed_cfg, reuse).row, time_scale, layer_scales)
 
 
 def main() -> None:
@@ -162,7 +186,7 @@ def main() -> None:
             for row in validate(window, policy, Path(args.out) / window / policy, args.real_runs, args.reuse)]
     real_columns = tuple(f"real_{i}" for i in range(1, args.real_runs + 1))
     print(format_table(rows, ("window", "policy", "figure", *real_columns, "real_spread_pct", "sim", "error_pct",
-                              "time_scale", "sim_probed", "error_probed_pct")))
+                              "time_scale", "int8_layer_scale", "int4_layer_scale", "sim_probed", "error_probed_pct")))
     summary = {"figures": len(rows), **error_summary([r["error_pct"] for r in rows], ""),
                **error_summary([r["error_probed_pct"] for r in rows], "probed_")}
     print(json.dumps(summary, indent=1))

@@ -119,6 +119,21 @@ def test_the_time_scale_multiplies_every_step_and_must_be_positive(tiny_llama, t
         dataclasses.replace(tiny_cpu, time_scale=0.0)
 
 
+def test_a_layer_time_scale_multiplies_only_its_precisions_layers(tiny_llama, tiny_cpu):
+    ops = CpuOps(load_cpu_op_table(tiny_cpu.op_table), load_model_config(tiny_llama))
+    sample = SamplingParams(max_tokens=4)
+    batch = WorkerBatch([SequenceChunk("a", [7] * 5, 0, [0, 1], sample), SequenceChunk("b", [9], 40, list(range(11)), sample)])
+    precisions = ["fp", "int4", "int4", "int8"]
+    base = CostModel(ops, time_scale=1.25).step_time(batch, precisions)
+    scaled = CostModel(ops, time_scale=1.25, layer_time_scales={"int4": 0.5}).step_time(batch, precisions)
+    assert scaled == pytest.approx(base - 1.25 * 2 * 0.5 * ops.layer(batch.num_tokens, "int4"))
+    assert scaled < base
+    with pytest.raises(ValueError, match="layer_time_scales.int8 must be finite and > 0"):
+        dataclasses.replace(tiny_cpu, layer_time_scales={"int8": -1.0})
+    with pytest.raises(ValueError, match="unknown precision 'int3'"):
+        dataclasses.replace(tiny_cpu, layer_time_scales={"int3": 1.0})
+
+
 def test_speedup_curves_interpolate_on_log_tokens_and_hold_beyond_the_ends():
     curve = SpeedupCurve((1, 16, 256), (3.0, 2.0, 1.0))
     assert (curve.at(1), curve.at(16), curve.at(4), curve.at(64), curve.at(10_000)) == (3.0, 2.0, 2.5, 1.5, 1.0)

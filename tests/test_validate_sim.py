@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from experiments.validate_sim import FIGURES, compare, error_summary
+from experiments.validate_sim import FIGURES, compare, error_summary, probed_scales
 
 
 def _figures(value: float) -> dict:
@@ -39,3 +39,14 @@ def test_the_simulation_at_the_probed_speed_gets_its_own_error_and_summaries_ski
     summary = error_summary([-30.0, 5.0, float("nan")], "probed_")
     assert summary == {"probed_mean_abs_error_pct": 17.5, "probed_max_abs_error_pct": 30.0, "probed_within_10_pct": 1}
     assert math.isnan(error_summary([float("nan")], "")["mean_abs_error_pct"])
+
+
+def test_probed_scales_give_the_fp_ratio_and_each_quantized_precisions_ratio_relative_to_it():
+    table = {"fp": 2.0, "int8": 1.0, "int4": 0.5}
+    probes = [{"fp": 1.5, "int8": 0.8, "int4": 0.3}, {"fp": 1.7, "int8": 0.8, "int4": 0.34}]
+    time_scale, layer_scales = probed_scales(probes, table)
+    assert time_scale == pytest.approx(0.8)                                 # 1.6 / 2.0
+    assert layer_scales == {"int8": pytest.approx(1.0), "int4": pytest.approx(0.8)}   # (0.8 / 1.0) / 0.8, (0.32 / 0.5) / 0.8
+    rows = compare([_figures(90.0)], _figures(99.0), _figures(95.0), time_scale, layer_scales)
+    assert rows[0]["int4_layer_scale"] == pytest.approx(0.8) and rows[0]["int8_layer_scale"] == pytest.approx(1.0)
+    assert math.isnan(compare([_figures(90.0)], _figures(99.0))[0]["int4_layer_scale"])

@@ -80,6 +80,15 @@ class SpeedupSection:
 
 
 @dataclass
+class LayerTimeScales:
+    """A decoder layer's predicted time at each precision x this, on top of ``time_scale`` (that precision's kernels
+    faster or slower than profiled; ``experiments/validate_sim.py`` sets them from speeds probed beside real runs)."""
+    fp: float = 1.0
+    int8: float = 1.0
+    int4: float = 1.0
+
+
+@dataclass
 class HardwareSection:
     """The machine (``configs/hardware/*.yaml``): the real backend runs on ``cpu``; the simulator takes any of them.
     Fields as ``swiftllm.sim.hardware.HardwareSpec``, each config stating its sources."""
@@ -97,6 +106,7 @@ class HardwareSection:
     step_overhead_s: float = 0.0
     sequence_overhead_s: float = 0.0
     time_scale: float = 1.0
+    layer_time_scales: LayerTimeScales = field(default_factory=LayerTimeScales)
     int8_speedup: SpeedupSection | None = None
     int4_speedup: SpeedupSection | None = None
     profile_dir: str | None = None

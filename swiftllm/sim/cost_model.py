@@ -11,7 +11,7 @@ per-step and a per-sequence overhead. Three sources of op times implement ``OpTi
 
 Quantized linear ops run ``speedup(precision, tokens)`` times faster than full precision (the hardware's curves).
 """
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from swiftllm.model_config import LlamaModelConfig
@@ -108,10 +108,12 @@ class ProfiledOps(RooflineOps):
 
 
 class CostModel:
-    def __init__(self, ops: OpTimes, time_scale: float = 1.0):
-        """``time_scale``: every step time x this (``HardwareSpec.time_scale``)."""
+    def __init__(self, ops: OpTimes, time_scale: float = 1.0, layer_time_scales: Mapping[str, float] | None = None):
+        """``time_scale``: every step time x this (``HardwareSpec.time_scale``); ``layer_time_scales``: a decoder
+        layer's time at a precision x this on top of it (``HardwareSpec.layer_time_scales``, 1 for those not named)."""
         self.ops = ops
         self.time_scale = time_scale
+        self.layer_time_scales = dict(layer_time_scales or {})
 
     def step_time(self, batch: WorkerBatch, precisions: Sequence[str]) -> float:
         """Seconds one step of ``batch`` takes with decoder layer ``i`` at ``precisions[i]``."""
@@ -121,7 +123,7 @@ class CostModel:
         if not batch.chunks:
             return self.ops.overhead(0)
         num_tokens = batch.num_tokens
-        layers = sum(count * self.ops.layer(num_tokens, precision)
+        layers = sum(count * self.layer_time_scales.get(precision, 1.0) * self.ops.layer(num_tokens, precision)
                      for precision, count in _counts(precisions).items())
         prefill = sum(self.ops.prefill_attention(c.num_tokens, c.context_len) for c in batch.chunks if c.is_prefill)
         decode_lens = [c.context_len for c in batch.chunks if not c.is_prefill]

@@ -44,8 +44,8 @@ def simulated_source(config: EngineConfig, hardware: HardwareSpec, clock: Virtua
 
     def make_worker(plan: MemoryPlan, max_model_len: int) -> SimWorker:
         block_bytes = PagedKVCache.block_bytes(model_config, config.block_size, config.torch_dtype())
-        return SimWorker(CostModel(ops, hardware.time_scale), hardware, clock, weights, plan.max_kv_blocks, block_bytes,
-                         output_token)
+        cost_model = CostModel(ops, hardware.time_scale, hardware.layer_time_scales)
+        return SimWorker(cost_model, hardware, clock, weights, plan.max_kv_blocks, block_bytes, output_token)
     return ModelSource(model_config, tokenizer, weights, config.torch_dtype(), make_worker)
 
 

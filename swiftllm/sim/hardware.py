@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from swiftllm.server.engine import LAYER_PRECISIONS
+
 GIB = 1 << 30
 GB = 1e9
 DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
@@ -59,6 +61,8 @@ class HardwareSpec:
     step_overhead_s: float = 0.0        # per step, outside the model's ops (scheduling, launches, sampling setup)
     sequence_overhead_s: float = 0.0    # per sequence in the batch (its bookkeeping and sampling)
     time_scale: float = 1.0             # every predicted step time x this (a machine slower or faster than profiled)
+    layer_time_scales: dict[str, float] = field(default_factory=dict)  # precision -> its decoder layers' time x this,
+                                        # on top of time_scale (that precision's kernels faster or slower than profiled)
     profile_dir: str | None = None      # Vidur operator tables (``<gpu>_<org>_<model>.mlp.csv``), if any
     profile_gpu: str | None = None      # the GPU name in those file names
     op_table: str | None = None         # CPU: timed ops (experiments/calibrate_cpu.py), a name in swiftllm/sim/op_tables
@@ -73,6 +77,11 @@ class HardwareSpec:
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise ValueError(f"hardware {self.name}: {name} must lie in (0, 1], got {value}")
+        for precision, scale in self.layer_time_scales.items():
+            if precision not in LAYER_PRECISIONS:
+                raise ValueError(f"hardware {self.name}: layer_time_scales names unknown precision {precision!r} "
+                                 f"(one of {list(LAYER_PRECISIONS)})")
+            _positive(self.name, f"layer_time_scales.{precision}", scale)
         for name in ("step_overhead_s", "sequence_overhead_s"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"hardware {self.name}: {name} must be >= 0, got {getattr(self, name)}")
@@ -105,6 +114,7 @@ class HardwareSpec:
                 curve = dict(values[name])
                 values[name] = SpeedupCurve(tuple(curve["tokens"]), tuple(curve["speedup"]), curve.get("source", ""))
         values["sources"] = dict(values.get("sources") or {})
+        values["layer_time_scales"] = dict(values.get("layer_time_scales") or {})
         known = set(HardwareSpec.__dataclass_fields__)
         unknown = set(values) - known
         if unknown:
