@@ -28,6 +28,7 @@ import torch
 from experiments.calibration.machine import checksum_gbs, read_gbs, swap_copy_gbs_under_load
 from experiments.calibration.op_timing import (
     HEAD_ROWS, LAYER_TOKENS, fit_decode_attention, fit_prefill_attention, head_seconds, layer_seconds,
+    layers_by_precision,
 )
 from experiments.calibration.step_fit import fit_overhead, record_steps
 from experiments.replay.config import ReplayConfig
@@ -37,16 +38,13 @@ from experiments.replay.run import build_engine, random_token_range
 from experiments.workload import build_workload, load_workload_trace
 from morph.policy_presets import load_policy
 from morph.runtime import MorphConfig, attach_morph
-from swiftllm.quant.model_quantizer import quantize_model
-from swiftllm.quant.spec import VariantSpec
 from swiftllm.sim.cost_model import CostModel
 from swiftllm.sim.cpu_ops import SHAPE_FIELDS, CpuOps, CpuOpTable, load_cpu_op_table
 from swiftllm.sim.hardware_config import OP_TABLE_DIR
 
 def time_ops(engine) -> dict:
     cfg, weights = engine.model_config, engine.model_weights
-    layers = {"fp": list(weights.layers), "int8": quantize_model(weights, cfg, VariantSpec("int8")),
-              "int4": quantize_model(weights, cfg, VariantSpec("rtn", 128))}
+    layers = layers_by_precision(weights, cfg)
     logging.info("timing decoder layers at %s tokens", LAYER_TOKENS)
     layer = {p: tuple(layer_seconds(variant, cfg, t) for t in LAYER_TOKENS) for p, variant in layers.items()}
     logging.info("timing attention and the LM head")

@@ -32,15 +32,13 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from experiments.calibration.op_timing import layer_seconds
+from experiments.calibration.op_timing import layer_seconds, layers_by_precision
 from experiments.metrics import format_table, write_report
 from experiments.replay.config import ReplayConfig
 from experiments.replay.run import ReplayResult, run_replay
 from experiments.replay.saved_runs import load_if_current
 from experiments.replay.figures import paper_policies, register_schemas
 from swiftllm.model_config import LlamaModelConfig
-from swiftllm.quant.model_quantizer import quantize_model
-from swiftllm.quant.spec import VariantSpec
 from swiftllm.server.engine import FULL_PRECISION, LAYER_PRECISIONS
 from swiftllm.sim.cpu_ops import load_cpu_op_table
 from swiftllm.sim.hardware import HardwareSpec, interpolate
@@ -60,10 +58,9 @@ PROBE_TOKENS = 16          # rows of the probed layer: a decode batch of this wi
 
 @cache
 def _embedded_layers() -> tuple[dict[str, list[LayerWeights]], LlamaModelConfig]:
-    """The embedded model's decoder layers at each precision (INT4: RTN g128, as ``calibrate_cpu.py`` times them)."""
+    """The embedded model's decoder layers at each precision, as ``calibrate_cpu.py`` times them."""
     cfg, weights = load_model("embedded")
-    return {FULL_PRECISION: list(weights.layers), "int8": quantize_model(weights, cfg, VariantSpec("int8")),
-            "int4": quantize_model(weights, cfg, VariantSpec("rtn", 128))}, cfg
+    return layers_by_precision(weights, cfg), cfg
 
 
 def layer_probe_seconds() -> dict[str, float]:

@@ -5,7 +5,9 @@ import math
 import torch
 
 from experiments.calibration.op_timing import (decode_attention_seconds, head_seconds, layer_seconds,
-                                               prefill_attention_seconds)
+                                               layers_by_precision, prefill_attention_seconds)
+from swiftllm.sim.cpu_ops import load_cpu_op_table
+from swiftllm.sim.hardware_config import op_table_path
 from swiftllm.worker.random_weights import random_model
 
 
@@ -23,3 +25,14 @@ def test_every_op_timing_runs_and_is_positive():
 def test_decode_attention_over_many_long_contexts_costs_more_than_one_short():
     cfg, _ = _tiny()
     assert decode_attention_seconds(cfg, [2048] * 16) > decode_attention_seconds(cfg, [8])
+
+
+def test_layers_are_timed_at_every_precision_of_the_shipped_op_table_and_are_quantized():
+    cfg, weights = _tiny()
+    layers = layers_by_precision(weights, cfg)
+    assert set(layers) == set(load_cpu_op_table(op_table_path("cpu_smollm2-135m")).layer_seconds)
+    fp_bytes = sum(t.nbytes for t in weights.layers[0].tensors().values())
+    for precision in ("int8", "int4"):
+        assert len(layers[precision]) == len(weights.layers)
+        assert sum(t.nbytes for t in layers[precision][0].tensors().values()) < fp_bytes, precision
+        assert math.isfinite(layer_seconds(layers[precision], cfg, 4))
