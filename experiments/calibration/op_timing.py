@@ -9,6 +9,7 @@ from swiftllm.model_config import LlamaModelConfig
 from swiftllm.quant.model_quantizer import quantize_model
 from swiftllm.quant.spec import VariantSpec
 from swiftllm.sampling_params import SamplingParams
+from swiftllm.server.engine import FULL_PRECISION
 from swiftllm.worker.infer_state import InferState
 from swiftllm.worker.kernels.ops import decode_attention, prefill_attention, rmsnorm, store_kv
 from swiftllm.worker.kernels.rotary import rotary_cos_sin
@@ -28,7 +29,7 @@ def _passthrough(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Ten
 
 def layers_by_precision(weights: ModelWeights, cfg: LlamaModelConfig) -> dict[str, list[LayerWeights]]:
     """The model's decoder layers at each precision the op table times: FP, INT8 per channel, INT4 RTN g128."""
-    return {"fp": list(weights.layers), "int8": quantize_model(weights, cfg, VariantSpec("int8")),
+    return {FULL_PRECISION: list(weights.layers), "int8": quantize_model(weights, cfg, VariantSpec("int8")),
             "int4": quantize_model(weights, cfg, VariantSpec("rtn", 128))}
 
 
