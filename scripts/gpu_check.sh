@@ -4,12 +4,13 @@
 # the budget); every stage's log, the tests' JUnit XML, the benchmark's JSON and summary.json go to $OUT.
 #
 # How to run it on the project's GPU machine (the `device` tool; one H200, its own python3 with a CUDA torch,
-# triton, transformers, pytest and pytest-timeout, nothing installable): no `carry` is needed, the script builds the
-# C++/CUDA extension there with that machine's nvcc and torch (the .so files built elsewhere are for another
-# Python and torch, and are git-ignored, so they do not travel). The call:
-#     run(command="bash scripts/gpu_check.sh", timeout_s=560)
+# triton, transformers, pytest and pytest-timeout, no package index): first, here, `bash scripts/gpu_wheels.sh`
+# builds into .whl/ the few pure-Python packages that machine lacks (scripts/gpu_wheels.txt); carry that folder.
+# The script builds the C++/CUDA extension there with that machine's nvcc and torch (the .so files built elsewhere
+# are for another Python and torch, and are git-ignored, so they do not travel). The call:
+#     run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=560)
 # The reply's output tail ends with the benchmark table and the summary; files_at holds $OUT's files
-# (summary.json, env.log, build.log, tests.log, tests.xml, bench.log, bench.json). Give the machine back after.
+# (summary.json, env.log, imports.log, build.log, tests.log, tests.xml, bench.log, bench.json). Give the machine back after.
 #
 # Elsewhere: OUT=/a/folder bash scripts/gpu_check.sh (default OUT: ./gpu_check_out). Without a CUDA GPU it says
 # so and exits with status 2.
@@ -24,8 +25,9 @@ if ! python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else
   cat >&2 <<'MESSAGE'
 scripts/gpu_check.sh needs a CUDA GPU: this machine's python3 has no torch that sees one.
 Run it on a GPU machine, from the repository root: bash scripts/gpu_check.sh (logs and summary.json in $OUT).
-From a session with the device tool: run(command="bash scripts/gpu_check.sh", timeout_s=560), no carry needed
-(the script builds the extension there); then give the machine back.
+From a session with the device tool: bash scripts/gpu_wheels.sh here, then
+run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=560) (the script builds the extension there);
+then give the machine back.
 MESSAGE
   exit 2
 fi
@@ -34,6 +36,15 @@ mkdir -p "$OUT"
 STAGES="$OUT/.stages.tsv"
 : > "$STAGES"
 FAILED=0
+
+if compgen -G ".whl/*.whl" > /dev/null; then
+  CARRIED_SITE=$(mktemp -d)
+  python3 -m pip install --quiet --no-index --no-deps --no-compile --target "$CARRIED_SITE" .whl/*.whl || exit 1
+  export PYTHONPATH="$PYTHONPATH:$CARRIED_SITE"
+fi
+MISSING_PACKAGE_HINT='If a package is missing (ModuleNotFoundError above) and this machine has no package index, build
+its wheel where pip reaches one (bash scripts/gpu_wheels.sh; add the package to scripts/gpu_wheels.txt first if it
+is not there) and carry .whl: run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=560).'
 
 # run_stage NAME MAX_SECONDS COMMAND: runs COMMAND with bash under a timeout of MAX_SECONDS or what is left of the
 # budget, logging to $OUT/NAME.log; records name, status, exit code and seconds.
@@ -64,7 +75,12 @@ run_stage() {
 
 run_stage env 30 'nvidia-smi; python3 -c "import sys, torch, triton; print(sys.version); print(torch.__version__, torch.version.cuda, triton.__version__, torch.cuda.get_device_name(0))"; which nvcc && nvcc --version; python3 -c "from torch.utils.cpp_extension import CUDA_HOME; print(\"CUDA_HOME\", CUDA_HOME)"; ls -l "$(python3 -c "from torch.utils.cpp_extension import CUDA_HOME; print(CUDA_HOME)")"/lib64/stubs; ldconfig -p | grep libcuda; nproc; free -g'
 
-if run_stage build 240 'MAX_JOBS=$(nproc) python3 setup.py build_ext --inplace && python3 -c "import swiftllm._arena_cuda, swiftllm._arena_cpu, swiftllm._cpu_kernels; print(\"extensions import\")"'; then
+# Collecting tests/gpu imports what the tests and the benchmark import; a missing package stops the check here,
+# before the build spends minutes.
+if ! run_stage imports 60 'python3 -m pytest --collect-only -q -p no:cacheprovider tests/gpu'; then
+  echo "$MISSING_PACKAGE_HINT" | tee -a "$OUT/imports.log"
+  printf 'build\tskipped: the imports failed\t-\t0\ntests\tskipped: the imports failed\t-\t0\nbench\tskipped: the imports failed\t-\t0\n' >> "$STAGES"
+elif run_stage build 240 'MAX_JOBS=$(nproc) python3 setup.py build_ext --inplace && python3 -c "import swiftllm._arena_cuda, swiftllm._arena_cpu, swiftllm._cpu_kernels; print(\"extensions import\")"'; then
   run_stage tests 240 "python3 -m pytest -q -rs -p no:cacheprovider --timeout 150 --junitxml '$OUT/tests.xml' tests/gpu 'tests/test_cuda_sources.py::test_the_device_arena_links_into_a_shared_library_with_the_setup_flags'"
   run_stage bench 200 "python3 benchmarks/bench_gpu.py --json '$OUT/bench.json'"
 else

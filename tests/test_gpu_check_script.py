@@ -14,10 +14,12 @@ def test_without_a_gpu_the_check_says_so_and_how_to_run_it_and_exits_non_zero(tm
     environment = os.environ | {"OUT": str(tmp_path / "out")}
     result = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=environment, timeout=120)
     assert result.returncode == 2
-    assert "needs a CUDA GPU" in result.stderr and 'run(command="bash scripts/gpu_check.sh"' in result.stderr
+    assert "needs a CUDA GPU" in result.stderr and "bash scripts/gpu_wheels.sh" in result.stderr
+    assert 'run(command="bash scripts/gpu_check.sh", carry=[".whl"]' in result.stderr
     assert not (tmp_path / "out").exists()
 
 
 def test_the_header_says_how_to_run_it_on_the_gpu_machine():
     header = SCRIPT.read_text().split("set -uo pipefail")[0]
-    assert 'run(command="bash scripts/gpu_check.sh", timeout_s=560)' in header and "no `carry` is needed" in header
+    assert 'run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=560)' in header
+    assert "bash scripts/gpu_wheels.sh" in header
