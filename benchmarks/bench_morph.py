@@ -11,7 +11,8 @@
    stall, target < 2%. On CPU the swap's work (the checked copy, and on a raise the page faults that
    bring the released tail back) takes a share of each step on the step loop.
 3. Swaps under load: a plan lowering 4 layers to INT4, then raising them back, while ``--batch`` requests
-   decode; wall time and decode steps until every swap settled, and the mean step time over those steps against
+   decode; wall time and decode steps until every swap settled, the time the morph step hook took at those steps'
+   boundaries (the swaps' work, the KV resizes and the bookkeeping), and the mean step time over those steps against
    the steady steps just before (the stall; the swaps' work takes a share of each step, ``MorphConfig.swap_step_share``).
 4. KV resize latency: growing and shrinking by one layer's worth of blocks, idle and with live
    blocks to move.
@@ -131,18 +132,40 @@ def swaps_under_load(engine, runtime, batch: int, layers: int = 4, trials: int =
             runtime.apply(start_plan)
             steady = statistics.mean(_timed_step(engine) for _ in range(WINDOW))
             start, steps = time.perf_counter(), 0
-            runtime.actuator.apply(plan, engine.clock())
-            while runtime.actuator.busy or runtime.actuator.waiting:
-                engine.step()
-                steps += 1
+            with TimedStepHook(engine, runtime.on_step) as hook:
+                runtime.actuator.apply(plan, engine.clock())
+                while runtime.actuator.busy or runtime.actuator.waiting:
+                    engine.step()
+                    steps += 1
             wall = time.perf_counter() - start
             rows.append({"transition": name, "layers": layers, "batch": batch, "wall_ms": wall * 1e3,
-                         "decode_steps": steps, "steady_step_ms": steady * 1e3,
-                         "stall_pct": 100 * (wall / max(steps, 1) / steady - 1)})
+                         "decode_steps": steps, "boundary_work_ms": hook.seconds * 1e3,
+                         "steady_step_ms": steady * 1e3, "stall_pct": 100 * (wall / max(steps, 1) / steady - 1)})
     runtime.apply(_plan(num_layers, {}))
     for request_id in list(engine.requests):
         engine.abort(request_id)
     return rows
+
+
+class TimedStepHook:
+    """Within the ``with`` block, the engine runs ``hook`` through a wrapper adding up the seconds it takes."""
+
+    def __init__(self, engine, hook):
+        self.engine, self.hook, self.seconds = engine, hook, 0.0
+
+    def __call__(self, stats) -> None:
+        start = time.perf_counter()
+        self.hook(stats)
+        self.seconds += time.perf_counter() - start
+
+    def __enter__(self) -> "TimedStepHook":
+        self.engine.remove_step_hook(self.hook)
+        self.engine.add_step_hook(self)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.engine.remove_step_hook(self)
+        self.engine.add_step_hook(self.hook)
 
 
 def _timed_step(engine) -> float:

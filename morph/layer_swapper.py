@@ -85,6 +85,8 @@ class LayerSwapper:
         self.copier = copier
         self.precisions = [Precision.FP] * store.num_layers
         self.version = 0                       # bumped whenever a layer's precision changes
+        self._layouts: dict[tuple[int, Precision], SlotLayout] = {}
+        self._slot_views: dict[tuple[int, Precision], LayerWeights] = {}
         self._fp_bytes = [self.variant_bytes(i, Precision.FP) for i in range(store.num_layers)]
         self.reserved_bytes = list(self._fp_bytes)   # slot bytes each layer holds in the budget
         self._swaps: dict[int, _Swap] = {}
@@ -114,11 +116,27 @@ class LayerSwapper:
             torch.cuda.empty_cache()
         self.slots.commit(i, self._fp_bytes[i])
         self.slots.copy_in(i, master)
-        self.install(i, self.slots.views(i, master))
+        self.install(i, self._views(i, Precision.FP))
 
     def variant_bytes(self, i: int, precision: Precision) -> int:
         """Slot bytes layer ``i`` needs at ``precision``."""
-        return SlotLayout.of(self.store.layer(i, precision)).nbytes
+        return self._layout(i, precision).nbytes
+
+    def _layout(self, i: int, precision: Precision) -> SlotLayout:
+        """Where layer ``i``'s tensors at ``precision`` lie in its slot, worked out once (a swap asks several times,
+        and each time walks the layer's tensors)."""
+        key = (i, precision)
+        if key not in self._layouts:
+            self._layouts[key] = SlotLayout.of(self.store.layer(i, precision))
+        return self._layouts[key]
+
+    def _views(self, i: int, precision: Precision) -> LayerWeights:
+        """Layer ``i`` at ``precision`` over the bytes of its slot, made once: a slot's addresses never change (its
+        memory is released and committed in place), so the views stay valid, whatever the slot holds meanwhile."""
+        key = (i, precision)
+        if key not in self._slot_views:
+            self._slot_views[key] = self.slots.views(i, self.store.layer(i, precision))
+        return self._slot_views[key]
 
     def freed_bytes(self) -> int:
         """Bytes of full-precision slots not held by any layer now (the KV pool's credit)."""
@@ -223,7 +241,7 @@ class LayerSwapper:
         copy failed too: then it stays on its interim form, at its previous precision)."""
         final = swap.target if swap.phase == "copy" else swap.source
         if error is None:
-            self.install(swap.layer, self.slots.views(swap.layer, self.store.layer(swap.layer, final)))
+            self.install(swap.layer, self._views(swap.layer, final))
             self._set_precision(swap.layer, final)
             self._hold(swap.layer, final)
         else:

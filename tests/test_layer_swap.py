@@ -223,6 +223,9 @@ def test_ladder_down_and_back_restores_the_full_precision_bytes(model):
             swapper.begin(i, precision)
         assert {o.status for o in _settle(swapper)} == {DONE}
         assert swapper.precisions == [precision] * 3
+        for i, layer in enumerate(weights.layers):          # INT8 again: its slot views are made once, reused
+            assert _in_slot(layer, swapper.slots, i)
+            assert _layer_tensors_equal(layer, store.layer(i, precision).tensors())
     assert all(_layer_tensors_equal(layer, originals[i]) for i, layer in enumerate(weights.layers))
     assert all(_in_slot(layer, swapper.slots, i) for i, layer in enumerate(weights.layers))
     assert swapper.freed_bytes() == 0
