@@ -137,7 +137,7 @@ def _int4_linear(out_features: int, in_features: int, group_size: int) -> Int4Li
                                               (4, 31, 576, 128), (5, 7, 64, 32), (7, 960, 576, 128),
                                               (17, 64, 128, 32), (1, 3072, 576, 128)])
 def test_int4_linear_kernel_matches_its_reference(m, n, k, group_size):
-    """The kernel rounds the activations to int8 per block of 32 (tests/activation_reference.py)."""
+    """The kernel rounds the activations to int16 per block of 32 (tests/activation_reference.py)."""
     linear = _int4_linear(n, k, group_size)
     x = pad_columns(torch.randn(m, k), linear.padded_in_features)          # zeros past k, as Int4Linear pads
     expected = int4_kernel_reference(linear, x[:, :k])
