@@ -39,7 +39,8 @@ FAILED=0
 
 if compgen -G ".whl/*.whl" > /dev/null; then
   CARRIED_SITE=$(mktemp -d)
-  python3 -m pip install --quiet --no-index --no-deps --no-compile --target "$CARRIED_SITE" .whl/*.whl || exit 1
+  python3 -m pip install --quiet --no-index --no-deps --no-compile --target "$CARRIED_SITE" .whl/*.whl ||
+    { echo "installing the carried wheels (.whl/) failed: rebuild them with bash scripts/gpu_wheels.sh" >&2; exit 1; }
   export PYTHONPATH="$PYTHONPATH:$CARRIED_SITE"
 fi
 MISSING_PACKAGE_HINT='If a package is missing (ModuleNotFoundError above) and this machine has no package index, build
