@@ -10,7 +10,8 @@
 # are for another Python and torch, and are git-ignored, so they do not travel). The call:
 #     run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=560)
 # The reply's output tail ends with the benchmark table and the summary; files_at holds $OUT's files
-# (summary.json, env.log, imports.log, build.log, tests.log, tests.xml, bench.log, bench.json). Give the machine back after.
+# (summary.json, env.log, imports.log, build.log, tests.log, tests.xml, bench.log, bench.json). Give the machine back
+# after.
 #
 # Elsewhere: OUT=/a/folder bash scripts/gpu_check.sh (default OUT: ./gpu_check_out). Without a CUDA GPU it says
 # so and exits with status 2.
@@ -80,7 +81,7 @@ run_stage env 30 'nvidia-smi; python3 -c "import sys, torch, triton; print(sys.v
 # before the build spends minutes.
 if ! run_stage imports 60 'python3 -m pytest --collect-only -q -p no:cacheprovider tests/gpu'; then
   echo "$MISSING_PACKAGE_HINT" | tee -a "$OUT/imports.log"
-  printf 'build\tskipped: the imports failed\t-\t0\ntests\tskipped: the imports failed\t-\t0\nbench\tskipped: the imports failed\t-\t0\n' >> "$STAGES"
+  for stage in build tests bench; do printf '%s\tskipped: the imports failed\t-\t0\n' "$stage"; done >> "$STAGES"
 elif run_stage build 240 'MAX_JOBS=$(nproc) python3 setup.py build_ext --inplace && python3 -c "import swiftllm._arena_cuda, swiftllm._arena_cpu, swiftllm._cpu_kernels; print(\"extensions import\")"'; then
   run_stage tests 240 "python3 -m pytest -q -rs -p no:cacheprovider --timeout 150 --junitxml '$OUT/tests.xml' tests/gpu 'tests/test_cuda_sources.py::test_the_device_arena_links_into_a_shared_library_with_the_setup_flags'"
   run_stage bench 200 "python3 benchmarks/bench_gpu.py --json '$OUT/bench.json'"
